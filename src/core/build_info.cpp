@@ -1,0 +1,51 @@
+#include "ssm/core/build_info.h"
+
+#include "ssm/core/threads.h"
+
+extern "C" char* openblas_get_config(void);
+extern "C" char* openblas_get_corename(void);
+
+namespace ssm {
+
+namespace {
+std::string compiled_cpu_features() {
+  std::string f;
+  auto add = [&](const char* name) { f += (f.empty() ? "" : " ") + std::string(name); };
+#ifdef __SSE4_2__
+  add("sse4.2");
+#endif
+#ifdef __AVX__
+  add("avx");
+#endif
+#ifdef __AVX2__
+  add("avx2");
+#endif
+#ifdef __FMA__
+  add("fma");
+#endif
+#ifdef __AVX512F__
+  add("avx512f");
+#endif
+#ifdef __ARM_NEON
+  add("neon");
+#endif
+  return f.empty() ? "baseline (sse2)" : f;
+}
+}  // namespace
+
+BuildInfo build_info() {
+  BuildInfo b;
+  b.version = SSM_VERSION;
+  b.build_type = SSM_BUILD_TYPE;
+  b.native = SSM_NATIVE_BUILD;
+  b.cpu_features = compiled_cpu_features();
+  b.threads = get_num_threads();
+  b.blas = std::string("OpenBLAS ") + openblas_get_config() + " (core " + openblas_get_corename() + ")";
+  b.fft = "KissFFT (kissfft.hh, float32 and float64)";
+#ifdef SSM_WITH_CUDA
+  b.cuda_built = true;
+#endif
+  return b;
+}
+
+}  // namespace ssm

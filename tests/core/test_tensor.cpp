@@ -1,0 +1,80 @@
+#include "ssm/core/tensor.h"
+
+#include "ssm/autograd/node.h"
+#include "support/testing.h"
+
+using namespace ssm;
+using ssm::testing::random;
+using ssm::testing::rel_error;
+
+TEST(Tensor, StorageIs64ByteAligned) {
+  for (int n : {1, 3, 17, 1000}) {
+    Tensor t = Tensor::empty({n}, DType::F32);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(t.raw_data()) % 64, 0u);
+  }
+}
+
+TEST(Tensor, FromVectorAndAt) {
+  Tensor t = Tensor::from_vector({1, 2, 3, 4, 5, 6}, {2, 3}, DType::F64);
+  EXPECT_EQ(t.at({1, 2}), 6);
+  EXPECT_EQ(t.at({0, 1}), 2);
+  EXPECT_TRUE(t.is_contiguous());
+  EXPECT_EQ(t.numel(), 6);
+}
+
+TEST(Tensor, TransposeIsAViewAndContiguousCopies) {
+  Tensor t = Tensor::from_vector({1, 2, 3, 4, 5, 6}, {2, 3}, DType::F32);
+  Tensor tt = t.transpose(0, 1);
+  EXPECT_EQ(tt.shape(), (Shape{3, 2}));
+  EXPECT_FALSE(tt.is_contiguous());
+  EXPECT_EQ(tt.storage().get(), t.storage().get());
+  EXPECT_EQ(tt.at({2, 1}), 6);
+  Tensor c = tt.contiguous();
+  EXPECT_TRUE(c.is_contiguous());
+  EXPECT_EQ(c.to_vector(), (std::vector<double>{1, 4, 2, 5, 3, 6}));
+  t.set({0, 0}, 42);  // views see writes to the base
+  EXPECT_EQ(tt.at({0, 0}), 42);
+}
+
+TEST(Tensor, NarrowSelectExpandPermute) {
+  Tensor t = random({2, 3, 4});
+  Tensor n = t.narrow(2, 1, 2);
+  EXPECT_EQ(n.shape(), (Shape{2, 3, 2}));
+  EXPECT_EQ(n.at({1, 2, 1}), t.at({1, 2, 2}));
+  Tensor s = t.select(1, 2);
+  EXPECT_EQ(s.shape(), (Shape{2, 4}));
+  EXPECT_EQ(s.at({1, 3}), t.at({1, 2, 3}));
+  Tensor e = Tensor::from_vector({1, 2, 3}, {3, 1}).expand({2, 3, 4});
+  EXPECT_EQ(e.at({1, 2, 3}), 3);
+  EXPECT_EQ(e.strides()[0], 0);
+  Tensor p = t.permute({2, 0, 1});
+  EXPECT_EQ(p.shape(), (Shape{4, 2, 3}));
+  EXPECT_EQ(p.at({3, 1, 2}), t.at({1, 2, 3}));
+}
+
+TEST(Tensor, ReshapeOfNonContiguousCopies) {
+  Tensor t = random({3, 4});
+  Tensor r = t.transpose(0, 1).reshape({12});
+  EXPECT_EQ(r.at({1}), t.at({1, 0}));
+  EXPECT_EQ(t.reshape({2, -1}).shape(), (Shape{2, 6}));
+}
+
+TEST(Tensor, BadInputsThrowNamedErrors) {
+  Tensor t = random({2, 3});
+  EXPECT_SSM_ERROR(t.view({4, 2}), "view", "(4, 2)", "(2, 3)");
+  EXPECT_SSM_ERROR(t.narrow(1, 2, 2), "narrow", "[2, 4)");
+  EXPECT_SSM_ERROR(t.permute({0, 0}), "permute");
+  EXPECT_SSM_ERROR(t.expand({3, 3}), "expand", "(2, 3)", "(3, 3)");
+  EXPECT_SSM_ERROR(t.size(5), "dimension 5");
+  EXPECT_SSM_ERROR(Tensor().shape(), "undefined");
+  EXPECT_SSM_ERROR(t.data<float>(), "float64", "float32");
+  EXPECT_SSM_ERROR(Tensor::from_vector({1, 2}, {3}), "2 values", "(3)");
+}
+
+TEST(Tensor, DtypeConversionRoundTrip) {
+  Tensor t = random({5}, DType::F64);
+  Tensor f = t.to(DType::F32).to(DType::F64);
+  EXPECT_LT(rel_error(f, t), 1e-7);
+  Tensor i = Tensor::from_vector({1, 2, 3}, {3}, DType::I64);
+  EXPECT_EQ(i.to(DType::F32).at({2}), 3.0f);
+}
