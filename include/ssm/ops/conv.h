@@ -1,0 +1,20 @@
+#pragma once
+// Convolutions along the sequence. Channel-first layout (B, D, L) as the SSM kernels use.
+#include "ssm/core/tensor.h"
+
+namespace ssm {
+
+// Depthwise causal conv: y[b,d,l] = bias[d] + Σ_{j<k} w[d,j] · x[b,d,l−(k−1)+j] (zeros before 0).
+// x (B, D, L), weight (D, k), bias (D) or undefined. Differentiable in x, weight, bias.
+Tensor causal_conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
+// One decode step: conv_state (B, D, k−1) holds the previous k−1 inputs (oldest first) and is
+// shifted in place to include x_t (B, D). Returns y_t (B, D). Not differentiable.
+Tensor causal_conv1d_update(const Tensor& x_t, Tensor& conv_state, const Tensor& weight,
+                            const Tensor& bias = Tensor());
+
+// Causal long convolution via FFT: y[b,h,l] = Σ_{j≤l} k[h,j] · u[b,h,l−j],
+// computed as irfft(rfft(u, 2L) · rfft(k, 2L))[:L]. u (B, H, L), k (H, L).
+// Differentiable in u and k.
+Tensor fft_conv(const Tensor& u, const Tensor& k);
+
+}  // namespace ssm
