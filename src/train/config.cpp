@@ -1,0 +1,223 @@
+#include "ssm/train/config.h"
+
+#include <fstream>
+#include <functional>
+#include <map>
+#include <sstream>
+#include <toml++/toml.h>
+
+#include "ssm/core/error.h"
+
+namespace ssm::train {
+
+namespace {
+
+// One registry of every key: how to read it from TOML and how to write it back.
+struct Field {
+  std::function<void(const toml::node&, const std::string& key)> read;
+  std::function<void(toml::table&)> write;
+};
+
+template <typename T>
+Field field(T& slot, const std::string& name) {
+  Field f;
+  f.read = [&slot](const toml::node& n, const std::string& key) {
+    if constexpr (std::is_same_v<T, std::string>) {
+      auto v = n.value<std::string>();
+      SSM_CHECK(v.has_value(), "config: '{}' must be a string", key);
+      slot = *v;
+    } else if constexpr (std::is_same_v<T, bool>) {
+      auto v = n.value<bool>();
+      SSM_CHECK(v.has_value(), "config: '{}' must be true or false", key);
+      slot = *v;
+    } else if constexpr (std::is_integral_v<T>) {
+      SSM_CHECK(n.is_integer(), "config: '{}' must be an integer", key);
+      slot = static_cast<T>(*n.value<int64_t>());
+    } else {
+      auto v = n.value<double>();
+      SSM_CHECK(v.has_value(), "config: '{}' must be a number", key);
+      slot = *v;
+    }
+  };
+  f.write = [&slot, name](toml::table& t) { t.insert_or_assign(name, slot); };
+  return f;
+}
+
+using Registry = std::map<std::string, std::map<std::string, Field>>;
+
+Registry registry(RunConfig& c) {
+  Registry r;
+  auto& m = r["model"];
+  m["layer"] = field(c.model.layer, "layer");
+  m["encoder"] = field(c.model.encoder, "encoder");
+  m["d_input"] = field(c.model.d_input, "d_input");
+  m["d_model"] = field(c.model.d_model, "d_model");
+  m["d_state"] = field(c.model.d_state, "d_state");
+  m["n_layers"] = field(c.model.n_layers, "n_layers");
+  m["n_classes"] = field(c.model.n_classes, "n_classes");
+  m["dropout"] = field(c.model.dropout, "dropout");
+  m["prenorm"] = field(c.model.prenorm, "prenorm");
+  m["norm"] = field(c.model.norm, "norm");
+  m["pooling"] = field(c.model.pooling, "pooling");
+  m["init"] = field(c.model.init, "init");
+  m["discretization"] = field(c.model.discretization, "discretization");
+  m["dt_min"] = field(c.model.dt_min, "dt_min");
+  m["dt_max"] = field(c.model.dt_max, "dt_max");
+  m["max_length"] = field(c.model.max_length, "max_length");
+  auto& d = r["data"];
+  d["dataset"] = field(c.data.dataset, "dataset");
+  d["dir"] = field(c.data.dir, "dir");
+  d["permute"] = field(c.data.permute, "permute");
+  d["train_limit"] = field(c.data.train_limit, "train_limit");
+  d["val_size"] = field(c.data.val_size, "val_size");
+  d["test_limit"] = field(c.data.test_limit, "test_limit");
+  auto& t = r["train"];
+  t["seed"] = field(c.train.seed, "seed");
+  t["batch_size"] = field(c.train.batch_size, "batch_size");
+  t["epochs"] = field(c.train.epochs, "epochs");
+  t["max_steps"] = field(c.train.max_steps, "max_steps");
+  t["lr"] = field(c.train.lr, "lr");
+  t["ssm_lr"] = field(c.train.ssm_lr, "ssm_lr");
+  t["weight_decay"] = field(c.train.weight_decay, "weight_decay");
+  t["warmup_steps"] = field(c.train.warmup_steps, "warmup_steps");
+  t["min_lr_ratio"] = field(c.train.min_lr_ratio, "min_lr_ratio");
+  t["grad_clip"] = field(c.train.grad_clip, "grad_clip");
+  t["log_every"] = field(c.train.log_every, "log_every");
+  t["eval_every"] = field(c.train.eval_every, "eval_every");
+  t["checkpoint_every"] = field(c.train.checkpoint_every, "checkpoint_every");
+  t["eval_batch_size"] = field(c.train.eval_batch_size, "eval_batch_size");
+  return r;
+}
+
+void apply_override(toml::table& root, const std::string& spec) {
+  const auto eq = spec.find('=');
+  SSM_CHECK(eq != std::string::npos && eq > 0, "--set '{}': expected section.key=value", spec);
+  const std::string path = spec.substr(0, eq), value = spec.substr(eq + 1);
+  const auto dot = path.find('.');
+  SSM_CHECK(dot != std::string::npos, "--set '{}': expected section.key=value (e.g. train.lr=0.01)",
+            spec);
+  const std::string section = path.substr(0, dot), key = path.substr(dot + 1);
+  toml::table parsed;
+  try {
+    parsed = toml::parse("v = " + value);
+  } catch (const toml::parse_error&) {
+    parsed = toml::table{{"v", value}};  // a bare word is a string
+  }
+  if (!root.contains(section)) root.insert(section, toml::table{});
+  auto* tbl = root[section].as_table();
+  SSM_CHECK(tbl != nullptr, "--set '{}': '{}' is not a section", spec, section);
+  tbl->insert_or_assign(key, *parsed["v"].node());
+}
+
+}  // namespace
+
+RunConfig parse_config(const std::string& text, const std::vector<std::string>& overrides,
+                       const std::string& source) {
+  toml::table root;
+  try {
+    root = toml::parse(text, source);
+  } catch (const toml::parse_error& e) {
+    SSM_FAIL("config {}: line {}: {}", source, e.source().begin.line, e.description());
+  }
+  for (const auto& o : overrides) apply_override(root, o);
+  RunConfig c;
+  Registry r = registry(c);
+  for (auto&& [section_key, section_node] : root) {
+    const std::string section(section_key.str());
+    auto it = r.find(section);
+    SSM_CHECK(it != r.end(), "config {}: unknown section [{}] (expected model, data or train)", source,
+              section);
+    auto* tbl = section_node.as_table();
+    SSM_CHECK(tbl != nullptr, "config {}: '{}' must be a section", source, section);
+    for (auto&& [k, v] : *tbl) {
+      const std::string key(k.str());
+      auto f = it->second.find(key);
+      SSM_CHECK(f != it->second.end(), "config {}: unknown key '{}.{}'", source, section, key);
+      f->second.read(v, section + "." + key);
+    }
+  }
+  validate(c);
+  return c;
+}
+
+RunConfig load_config(const std::string& path, const std::vector<std::string>& overrides) {
+  std::ifstream in(path);
+  SSM_CHECK(in.good(), "config: cannot open '{}'", path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parse_config(ss.str(), overrides, path);
+}
+
+std::string config_to_toml(const RunConfig& c_in) {
+  RunConfig c = c_in;
+  Registry r = registry(c);
+  toml::table root;
+  for (auto& [section, fields] : r) {
+    toml::table t;
+    for (auto& [name, f] : fields) f.write(t);
+    root.insert(section, t);
+  }
+  std::stringstream ss;
+  ss << root << "\n";
+  return ss.str();
+}
+
+void validate(const RunConfig& c) {
+  auto one_of = [](const std::string& v, std::initializer_list<const char*> options,
+                   const char* key) {
+    for (const char* o : options)
+      if (v == o) return;
+    std::string list;
+    for (const char* o : options) list += (list.empty() ? "" : ", ") + std::string(o);
+    SSM_FAIL("config: '{}' = '{}' is not one of: {}", key, v, list);
+  };
+  auto positive = [](double v, const char* key) {
+    SSM_CHECK(v > 0, "config: '{}' must be positive, got {}", key, v);
+  };
+  auto non_negative = [](double v, const char* key) {
+    SSM_CHECK(v >= 0, "config: '{}' must be ≥ 0, got {}", key, v);
+  };
+  const auto& m = c.model;
+  one_of(m.layer, {"s4d"}, "model.layer");
+  one_of(m.encoder, {"linear", "embedding"}, "model.encoder");
+  one_of(m.norm, {"layer", "batch"}, "model.norm");
+  one_of(m.pooling, {"mean", "last"}, "model.pooling");
+  one_of(m.init, {"lin", "inv", "real", "legs"}, "model.init");
+  one_of(m.discretization, {"zoh", "bilinear"}, "model.discretization");
+  positive(m.d_input, "model.d_input");
+  positive(m.d_model, "model.d_model");
+  positive(m.d_state, "model.d_state");
+  SSM_CHECK(m.d_state % 2 == 0,
+            "config: 'model.d_state' must be even (S4D keeps N/2 conjugate pairs), got {}", m.d_state);
+  positive(m.n_layers, "model.n_layers");
+  SSM_CHECK(m.n_classes >= 1, "config: 'model.n_classes' must be ≥ 1, got {}", m.n_classes);
+  SSM_CHECK(m.dropout >= 0 && m.dropout < 1, "config: 'model.dropout' must be in [0, 1), got {}",
+            m.dropout);
+  positive(m.dt_min, "model.dt_min");
+  SSM_CHECK(m.dt_max >= m.dt_min, "config: 'model.dt_max' ({}) must be ≥ 'model.dt_min' ({})",
+            m.dt_max, m.dt_min);
+  non_negative(m.max_length, "model.max_length");
+  const auto& d = c.data;
+  one_of(d.dataset, {"fashion-mnist", "mnist", "listops"}, "data.dataset");
+  non_negative(d.train_limit, "data.train_limit");
+  non_negative(d.val_size, "data.val_size");
+  non_negative(d.test_limit, "data.test_limit");
+  const auto& t = c.train;
+  non_negative(t.seed, "train.seed");
+  positive(t.batch_size, "train.batch_size");
+  positive(t.epochs, "train.epochs");
+  non_negative(t.max_steps, "train.max_steps");
+  positive(t.lr, "train.lr");
+  positive(t.ssm_lr, "train.ssm_lr");
+  non_negative(t.weight_decay, "train.weight_decay");
+  non_negative(t.warmup_steps, "train.warmup_steps");
+  SSM_CHECK(t.min_lr_ratio >= 0 && t.min_lr_ratio <= 1,
+            "config: 'train.min_lr_ratio' must be in [0, 1], got {}", t.min_lr_ratio);
+  non_negative(t.grad_clip, "train.grad_clip");
+  positive(t.log_every, "train.log_every");
+  non_negative(t.eval_every, "train.eval_every");
+  non_negative(t.checkpoint_every, "train.checkpoint_every");
+  non_negative(t.eval_batch_size, "train.eval_batch_size");
+}
+
+}  // namespace ssm::train
