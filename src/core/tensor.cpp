@@ -325,6 +325,17 @@ Tensor Tensor::select(int64_t d, int64_t index) const {
   return narrow(d, index, 1).squeeze(d);
 }
 
+Tensor Tensor::flip(int64_t d) const {
+  d = wrap_dim(d, dim(), "flip");
+  Shape nst = strides();
+  nst[d] = -nst[d];
+  const int64_t start = shape()[d] > 0 ? offset() + (shape()[d] - 1) * strides()[d] : offset();
+  Tensor out = make_view(*this, shape(), nst, start);
+  return record("flip", out, {*this}, [d](const std::vector<Tensor>& g) {
+    return std::vector<Tensor>{g[0].flip(d)};
+  });
+}
+
 Tensor Tensor::unsqueeze(int64_t d) const {
   d = wrap_dim(d, dim() + 1, "unsqueeze");
   Shape ns = shape();

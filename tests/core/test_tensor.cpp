@@ -78,3 +78,18 @@ TEST(Tensor, DtypeConversionRoundTrip) {
   Tensor i = Tensor::from_vector({1, 2, 3}, {3}, DType::I64);
   EXPECT_EQ(i.to(DType::F32).at({2}), 3.0f);
 }
+
+TEST(Tensor, FlipIsANegativeStrideViewWithGradient) {
+  Tensor t = random({2, 5}, DType::F64, 21, true);
+  Tensor f = t.flip(1);
+  EXPECT_EQ(f.storage().get(), t.storage().get());
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 5; ++j) EXPECT_EQ(f.at({i, j}), t.at({i, 4 - j}));
+  Tensor c = f.contiguous();
+  EXPECT_TRUE(c.is_contiguous());
+  EXPECT_EQ(c.at({1, 0}), t.at({1, 4}));
+  Tensor w = random({2, 5}, DType::F64, 22);
+  f.contiguous().backward(w);
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 5; ++j) EXPECT_EQ(t.grad().at({i, j}), w.at({i, 4 - j}));
+}

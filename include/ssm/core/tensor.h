@@ -109,6 +109,7 @@ class Tensor {
   Tensor expand(const Shape& shape) const;          // size-1 dims broadcast with stride 0
   Tensor unsqueeze(int64_t dim) const;
   Tensor squeeze(int64_t dim) const;
+  Tensor flip(int64_t dim) const;                   // reversed along dim (negative stride)
   Tensor flatten() const { return reshape({numel()}); }
 
   // ---- copies ----
