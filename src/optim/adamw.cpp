@@ -60,8 +60,7 @@ AdamW::AdamW(std::vector<ParamGroup> groups, AdamWOptions options)
               g.param_names.size());
     for (size_t i = 0; i < g.params.size(); ++i) {
       const Tensor& p = g.params[i];
-      std::string name =
-          g.param_names.empty() ? fmt::format("{}.{}", g.name, i) : g.param_names[i];
+      std::string name = g.param_names.empty() ? fmt::format("{}.{}", g.name, i) : g.param_names[i];
       SSM_CHECK(p.defined(), "AdamW: parameter '{}' is an undefined tensor", name);
       SSM_CHECK(is_floating(p.dtype()), "AdamW: parameter '{}' expected float32 or float64, got {}",
                 name, dtype_name(p.dtype()));
@@ -134,11 +133,11 @@ void AdamW::load_state_dict(const std::map<std::string, Tensor>& state) {
   for (const auto& [key, t] : state) {
     const auto dot = key.find('.');
     const std::string kind = dot == std::string::npos ? key : key.substr(0, dot);
-    SSM_CHECK(dot != std::string::npos &&
-                  (kind == "exp_avg" || kind == "exp_avg_sq" || kind == "step"),
-              "AdamW::load_state_dict: unexpected entry '{}' (expected exp_avg.<param>, "
-              "exp_avg_sq.<param> or step.<param>)",
-              key);
+    SSM_CHECK(
+        dot != std::string::npos && (kind == "exp_avg" || kind == "exp_avg_sq" || kind == "step"),
+        "AdamW::load_state_dict: unexpected entry '{}' (expected exp_avg.<param>, "
+        "exp_avg_sq.<param> or step.<param>)",
+        key);
     const std::string name = key.substr(dot + 1);
     auto it = by_name.find(name);
     SSM_CHECK(it != by_name.end(), "AdamW::load_state_dict: entry '{}' names no parameter", key);
@@ -154,8 +153,9 @@ void AdamW::load_state_dict(const std::map<std::string, Tensor>& state) {
     } else {
       SSM_CHECK(t.shape() == p.shape(), "AdamW::load_state_dict: '{}' expected shape {}, got {}",
                 key, shape_str(p.shape()), shape_str(t.shape()));
-      SSM_CHECK(is_floating(t.dtype()), "AdamW::load_state_dict: '{}' expected a float tensor, got {}",
-                key, dtype_name(t.dtype()));
+      SSM_CHECK(is_floating(t.dtype()),
+                "AdamW::load_state_dict: '{}' expected a float tensor, got {}", key,
+                dtype_name(t.dtype()));
       Tensor copy = Tensor::empty(p.shape(), p.dtype());
       copy.copy_(t);
       (kind == "exp_avg" ? s.exp_avg : s.exp_avg_sq) = copy;

@@ -17,9 +17,8 @@ double sum_of_squares_kernel(const scalar_t* __restrict p, int64_t n) {
 // (The OpenMP loop lives in a function: a #pragma cannot appear inside a macro argument.)
 double sum_of_squares(const Tensor& grad) {
   const Tensor g = grad.contiguous();
-  return SSM_DISPATCH_FLOAT(g.dtype(), "clip_grad_norm", [&] {
-    return sum_of_squares_kernel(g.data<scalar_t>(), g.numel());
-  });
+  return SSM_DISPATCH_FLOAT(g.dtype(), "clip_grad_norm",
+                            [&] { return sum_of_squares_kernel(g.data<scalar_t>(), g.numel()); });
 }
 }  // namespace
 

@@ -43,8 +43,8 @@ WarmupCosineSchedule::WarmupCosineSchedule(int64_t warmup_steps, int64_t total_s
 double WarmupCosineSchedule::lr_scale(int64_t step) const {
   check_step(step, "WarmupCosineSchedule");
   if (step < warmup_steps_) return warmup_scale(step, warmup_steps_);
-  const double progress = std::min(
-      1.0, static_cast<double>(step - warmup_steps_) / static_cast<double>(total_steps_ - warmup_steps_));
+  const double progress = std::min(1.0, static_cast<double>(step - warmup_steps_) /
+                                            static_cast<double>(total_steps_ - warmup_steps_));
   return min_scale_ + (1.0 - min_scale_) * 0.5 * (1.0 + std::cos(M_PI * progress));
 }
 

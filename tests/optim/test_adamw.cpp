@@ -1,7 +1,6 @@
-#include "ssm/optim/adamw.h"
-
 #include <cmath>
 
+#include "ssm/optim/adamw.h"
 #include "support/testing.h"
 #include "support/torch_reference.h"
 

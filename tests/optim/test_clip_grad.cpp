@@ -1,7 +1,6 @@
-#include "ssm/optim/clip_grad.h"
-
 #include <cmath>
 
+#include "ssm/optim/clip_grad.h"
 #include "support/testing.h"
 
 using namespace ssm;

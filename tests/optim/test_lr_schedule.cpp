@@ -1,7 +1,6 @@
-#include "ssm/optim/lr_schedule.h"
-
 #include <cmath>
 
+#include "ssm/optim/lr_schedule.h"
 #include "support/testing.h"
 
 using namespace ssm::optim;
