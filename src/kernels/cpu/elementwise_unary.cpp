@@ -1,0 +1,141 @@
+// Unary elementwise maps and their derivatives, written from the definitions:
+//   softplus(x) = log(1 + eˣ)                  softplus'(x) = σ(x)
+//   σ(x) = 1 / (1 + e⁻ˣ)                       σ'(x) = σ(1 − σ)
+//   silu(x) = x·σ(x)                           silu'(x) = σ + x·σ(1 − σ)
+//   gelu_erf(x) = x·Φ(x), Φ(x) = ½(1 + erf(x/√2))          gelu' = Φ(x) + x·φ(x)
+//   gelu_tanh(x) = ½x(1 + tanh u), u = √(2/π)(x + 0.044715x³)
+//                  gelu' = ½(1 + t) + ½x(1 − t²)·√(2/π)(1 + 3·0.044715x²), t = tanh u
+#include <algorithm>
+#include <cmath>
+
+#include "kernels/cpu/elementwise.h"
+
+namespace ssm::cpu {
+
+namespace {
+
+constexpr double kInvSqrt2 = 0.70710678118654752440;     // 1/√2
+constexpr double kInvSqrt2Pi = 0.39894228040143267794;   // 1/√(2π)
+constexpr double kSqrt2OverPi = 0.79788456080286535588;  // √(2/π)
+constexpr double kGeluCubic = 0.044715;
+// Above this, log(1 + eˣ) equals x to double precision (and eˣ would soon overflow float).
+constexpr double kSoftplusThreshold = 20.0;
+
+// 1/(1 + e⁻ˣ) is already stable: for x → −∞ the denominator becomes +inf and the result 0.
+template <typename T>
+inline T sigmoid_of(T x) {
+  return T(1) / (T(1) + std::exp(-x));
+}
+
+template <typename T, typename F>
+void map1(const T* __restrict x, T* __restrict y, int64_t n, F f) {
+#pragma omp parallel for if (n > kParallelThreshold) schedule(static)
+  for (int64_t i = 0; i < n; ++i) y[i] = f(x[i]);
+}
+
+template <typename T, typename F>
+void map3(const T* __restrict x, const T* __restrict y, const T* __restrict gy, T* __restrict gx,
+          int64_t n, F f) {
+#pragma omp parallel for if (n > kParallelThreshold) schedule(static)
+  for (int64_t i = 0; i < n; ++i) gx[i] = f(x[i], y[i], gy[i]);
+}
+
+}  // namespace
+
+template <typename T>
+void unary_forward(UnaryOp op, const T* x, T* y, int64_t n, double scalar) {
+  const T s = static_cast<T>(scalar);
+  switch (op) {
+    case UnaryOp::Neg:
+      return map1(x, y, n, [](T v) { return -v; });
+    case UnaryOp::Exp:
+      return map1(x, y, n, [](T v) { return std::exp(v); });
+    case UnaryOp::Log:
+      return map1(x, y, n, [](T v) { return std::log(v); });
+    case UnaryOp::Sqrt:
+      return map1(x, y, n, [](T v) { return std::sqrt(v); });
+    case UnaryOp::Square:
+      return map1(x, y, n, [](T v) { return v * v; });
+    case UnaryOp::Softplus:
+      return map1(x, y, n,
+                  [](T v) { return v > T(kSoftplusThreshold) ? v : std::log1p(std::exp(v)); });
+    case UnaryOp::Sigmoid:
+      return map1(x, y, n, [](T v) { return sigmoid_of(v); });
+    case UnaryOp::Tanh:
+      return map1(x, y, n, [](T v) { return std::tanh(v); });
+    case UnaryOp::Relu:
+      return map1(x, y, n, [](T v) { return v > T(0) ? v : T(0); });
+    case UnaryOp::Silu:
+      return map1(x, y, n, [](T v) { return v * sigmoid_of(v); });
+    case UnaryOp::GeluErf:
+      return map1(x, y, n, [](T v) { return T(0.5) * v * (T(1) + std::erf(v * T(kInvSqrt2))); });
+    case UnaryOp::GeluTanh:
+      return map1(x, y, n, [](T v) {
+        const T u = T(kSqrt2OverPi) * (v + T(kGeluCubic) * v * v * v);
+        return T(0.5) * v * (T(1) + std::tanh(u));
+      });
+    case UnaryOp::AddScalar:
+      return map1(x, y, n, [s](T v) { return v + s; });
+    case UnaryOp::MulScalar:
+      return map1(x, y, n, [s](T v) { return v * s; });
+  }
+}
+
+template <typename T>
+void unary_backward(UnaryOp op, const T* x, const T* y, const T* gy, T* gx, int64_t n,
+                    double scalar) {
+  const T s = static_cast<T>(scalar);
+  switch (op) {
+    case UnaryOp::Neg:
+      return map3(x, y, gy, gx, n, [](T, T, T g) { return -g; });
+    case UnaryOp::Exp:
+      return map3(x, y, gy, gx, n, [](T, T out, T g) { return g * out; });
+    case UnaryOp::Log:
+      return map3(x, y, gy, gx, n, [](T in, T, T g) { return g / in; });
+    case UnaryOp::Sqrt:
+      return map3(x, y, gy, gx, n, [](T, T out, T g) { return g * T(0.5) / out; });
+    case UnaryOp::Square:
+      return map3(x, y, gy, gx, n, [](T in, T, T g) { return T(2) * in * g; });
+    case UnaryOp::Softplus:
+      // The forward is exactly x above the threshold, so its derivative there is exactly 1.
+      return map3(x, y, gy, gx, n,
+                  [](T in, T, T g) { return in > T(kSoftplusThreshold) ? g : g * sigmoid_of(in); });
+    case UnaryOp::Sigmoid:
+      return map3(x, y, gy, gx, n, [](T, T out, T g) { return g * out * (T(1) - out); });
+    case UnaryOp::Tanh:
+      return map3(x, y, gy, gx, n, [](T, T out, T g) { return g * (T(1) - out * out); });
+    case UnaryOp::Relu:
+      return map3(x, y, gy, gx, n, [](T in, T, T g) { return in > T(0) ? g : T(0); });
+    case UnaryOp::Silu:
+      return map3(x, y, gy, gx, n, [](T in, T, T g) {
+        const T sg = sigmoid_of(in);
+        return g * (sg + in * sg * (T(1) - sg));
+      });
+    case UnaryOp::GeluErf:
+      return map3(x, y, gy, gx, n, [](T in, T, T g) {
+        const T cdf = T(0.5) * (T(1) + std::erf(in * T(kInvSqrt2)));
+        const T pdf = T(kInvSqrt2Pi) * std::exp(T(-0.5) * in * in);
+        return g * (cdf + in * pdf);
+      });
+    case UnaryOp::GeluTanh:
+      return map3(x, y, gy, gx, n, [](T in, T, T g) {
+        const T u = T(kSqrt2OverPi) * (in + T(kGeluCubic) * in * in * in);
+        const T t = std::tanh(u);
+        const T du = T(kSqrt2OverPi) * (T(1) + T(3 * kGeluCubic) * in * in);
+        return g * (T(0.5) * (T(1) + t) + T(0.5) * in * (T(1) - t * t) * du);
+      });
+    case UnaryOp::AddScalar:
+      return map3(x, y, gy, gx, n, [](T, T, T g) { return g; });
+    case UnaryOp::MulScalar:
+      return map3(x, y, gy, gx, n, [s](T, T, T g) { return g * s; });
+  }
+}
+
+template void unary_forward<float>(UnaryOp, const float*, float*, int64_t, double);
+template void unary_forward<double>(UnaryOp, const double*, double*, int64_t, double);
+template void unary_backward<float>(UnaryOp, const float*, const float*, const float*, float*,
+                                    int64_t, double);
+template void unary_backward<double>(UnaryOp, const double*, const double*, const double*, double*,
+                                     int64_t, double);
+
+}  // namespace ssm::cpu
