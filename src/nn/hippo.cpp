@@ -106,9 +106,12 @@ HippoMeasure hippo_measure_from_name(const std::string& name) {
 
 const char* hippo_measure_name(HippoMeasure m) {
   switch (m) {
-    case HippoMeasure::LegS: return "legs";
-    case HippoMeasure::LegT: return "legt";
-    case HippoMeasure::FouT: return "fout";
+    case HippoMeasure::LegS:
+      return "legs";
+    case HippoMeasure::LegT:
+      return "legt";
+    case HippoMeasure::FouT:
+      return "fout";
   }
   return "?";
 }
@@ -116,9 +119,12 @@ const char* hippo_measure_name(HippoMeasure m) {
 HippoMatrices hippo(HippoMeasure measure, int64_t N) {
   check_state_size("hippo", N, /*need_even=*/false);
   switch (measure) {
-    case HippoMeasure::LegS: return hippo_legs(N);
-    case HippoMeasure::LegT: return hippo_legt(N);
-    case HippoMeasure::FouT: return hippo_fout(N);
+    case HippoMeasure::LegS:
+      return hippo_legs(N);
+    case HippoMeasure::LegT:
+      return hippo_legt(N);
+    case HippoMeasure::FouT:
+      return hippo_fout(N);
   }
   SSM_FAIL("hippo: unknown measure {}", static_cast<int>(measure));
 }
@@ -215,10 +221,14 @@ S4DInit s4d_init_from_name(const std::string& name) {
 
 const char* s4d_init_name(S4DInit init) {
   switch (init) {
-    case S4DInit::Lin: return "lin";
-    case S4DInit::Inv: return "inv";
-    case S4DInit::Real: return "real";
-    case S4DInit::LegS: return "legs";
+    case S4DInit::Lin:
+      return "lin";
+    case S4DInit::Inv:
+      return "inv";
+    case S4DInit::Real:
+      return "real";
+    case S4DInit::LegS:
+      return "legs";
   }
   return "?";
 }
@@ -241,10 +251,17 @@ DiagonalInit s4d_init(S4DInit init, int64_t N, double perturbation_norm, uint64_
   out.B.assign(half, complexd(1.0, 0.0));
   for (int64_t n = 0; n < half; ++n) {
     switch (init) {
-      case S4DInit::Lin: out.A[n] = complexd(-0.5, pi * n); break;
-      case S4DInit::Inv: out.A[n] = complexd(-0.5, Nd / pi * (Nd / (2.0 * n + 1) - 1)); break;
-      case S4DInit::Real: out.A[n] = complexd(-(n + 1.0), 0.0); break;
-      case S4DInit::LegS: break;  // handled above
+      case S4DInit::Lin:
+        out.A[n] = complexd(-0.5, pi * n);
+        break;
+      case S4DInit::Inv:
+        out.A[n] = complexd(-0.5, Nd / pi * (Nd / (2.0 * n + 1) - 1));
+        break;
+      case S4DInit::Real:
+        out.A[n] = complexd(-(n + 1.0), 0.0);
+        break;
+      case S4DInit::LegS:
+        break;  // handled above
     }
   }
   return out;

@@ -1,10 +1,9 @@
 // HiPPO matrices and their DPLR decomposition, checked against the defining equations with
 // plain loops (DESIGN §5).
-#include "ssm/nn/hippo.h"
-
 #include <cmath>
 #include <numbers>
 
+#include "ssm/nn/hippo.h"
 #include "support/testing.h"
 
 using namespace ssm;
@@ -15,7 +14,9 @@ namespace {
 
 using Mat = std::vector<double>;  // row-major N×N
 
-Mat to_mat(const Tensor& t) { return t.contiguous().to_vector(); }
+Mat to_mat(const Tensor& t) {
+  return t.contiguous().to_vector();
+}
 
 double frob(const Mat& m) {
   double s = 0;

@@ -57,8 +57,7 @@ DPLR dplr_from_normal_plus_low_rank(const Tensor& A, const Tensor& P, const Tens
 // random skew-symmetric E with ‖E‖_F = perturbation_norm (seeded) is added to A before
 // diagonalising: A + PPᵀ stays c·I + skew, so the eigenbasis stays unitary and Re Λ = c
 // exactly, while near-degenerate eigenvalues are split (each moves by at most ‖E‖₂ ≤ ‖E‖_F).
-DPLR hippo_dplr(HippoMeasure measure, int64_t N, double perturbation_norm = 0.0,
-                uint64_t seed = 0);
+DPLR hippo_dplr(HippoMeasure measure, int64_t N, double perturbation_norm = 0.0, uint64_t seed = 0);
 
 // S4D initialisations of the diagonal state matrix (N/2 complex modes; DESIGN §5):
 //   Lin  Aₙ = −½ + iπn,  Inv  Aₙ = −½ + i(N/π)(N/(2n+1) − 1),  Real  Aₙ = −(n+1),
