@@ -1,0 +1,210 @@
+#include "kernels/cpu/fft_conv.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <complex>
+#include <vector>
+
+#include "kernels/cpu/fft.h"
+
+namespace ssm::kernels::cpu {
+
+namespace {
+
+// Below this many multiply-adds (B·H·L) a parallel region costs more than it saves.
+constexpr int64_t kParallelWork = 1 << 15;
+
+template <typename T>
+using Complex = std::complex<T>;
+
+// Spectra are multiplied through their real and imaginary parts so the loops vectorise
+// (std::complex's operator* carries NaN/inf recovery branches).
+template <typename T>
+void multiply_in_place(Complex<T>* a_c, const Complex<T>* b_c, int64_t n) {
+  T* __restrict a = reinterpret_cast<T*>(a_c);
+  const T* __restrict b = reinterpret_cast<const T*>(b_c);
+  for (int64_t i = 0; i < n; ++i) {
+    const T ar = a[2 * i], ai = a[2 * i + 1], br = b[2 * i], bi = b[2 * i + 1];
+    a[2 * i] = ar * br - ai * bi;
+    a[2 * i + 1] = ar * bi + ai * br;
+  }
+}
+
+// a ← a · conj(b)
+template <typename T>
+void multiply_conj_in_place(Complex<T>* a_c, const Complex<T>* b_c, int64_t n) {
+  T* __restrict a = reinterpret_cast<T*>(a_c);
+  const T* __restrict b = reinterpret_cast<const T*>(b_c);
+  for (int64_t i = 0; i < n; ++i) {
+    const T ar = a[2 * i], ai = a[2 * i + 1], br = b[2 * i], bi = b[2 * i + 1];
+    a[2 * i] = ar * br + ai * bi;
+    a[2 * i + 1] = ai * br - ar * bi;
+  }
+}
+
+// acc ← acc + a · conj(b)
+template <typename T>
+void accumulate_conj_product(Complex<T>* acc_c, const Complex<T>* a_c, const Complex<T>* b_c,
+                             int64_t n) {
+  T* __restrict acc = reinterpret_cast<T*>(acc_c);
+  const T* __restrict a = reinterpret_cast<const T*>(a_c);
+  const T* __restrict b = reinterpret_cast<const T*>(b_c);
+  for (int64_t i = 0; i < n; ++i) {
+    const T ar = a[2 * i], ai = a[2 * i + 1], br = b[2 * i], bi = b[2 * i + 1];
+    acc[2 * i] += ar * br + ai * bi;
+    acc[2 * i + 1] += ai * br - ar * bi;
+  }
+}
+
+// What each thread needs, allocated before the parallel region (nothing there may throw):
+// its own copy of the plan when KissFFT's plan is not shareable, and complex buffers.
+template <typename T>
+class Workspace {
+ public:
+  Workspace(const std::shared_ptr<const RealFft<T>>& plan, int threads, int64_t buffers)
+      : shared_(plan),
+        stride_(buffers * plan->spectrum_size() + plan->scratch_size()),
+        buffers_(buffers),
+        memory_(static_cast<size_t>(stride_ * threads)) {
+    if (!plan->shareable_across_threads()) copies_.assign(static_cast<size_t>(threads), *plan);
+  }
+  const RealFft<T>& plan(int thread) const {
+    return copies_.empty() ? *shared_ : copies_[static_cast<size_t>(thread)];
+  }
+  // Spectrum buffer i (spectrum_size() bins) of a thread.
+  Complex<T>* spectrum(int thread, int64_t i) {
+    return memory_.data() + thread * stride_ + i * shared_->spectrum_size();
+  }
+  Complex<T>* scratch(int thread) {
+    return memory_.data() + thread * stride_ + buffers_ * shared_->spectrum_size();
+  }
+
+ private:
+  std::shared_ptr<const RealFft<T>> shared_;
+  std::vector<RealFft<T>> copies_;
+  int64_t stride_, buffers_;
+  std::vector<Complex<T>> memory_;
+};
+
+// The kernel's spectra, scaled by 1/N so that one unscaled inverse finishes a product.
+template <typename T>
+std::vector<Complex<T>> kernel_spectra(const T* k, int64_t H, int64_t L, Workspace<T>& ws,
+                                       int threads, const RealFft<T>& any_plan) {
+  const int64_t S = any_plan.spectrum_size();
+  std::vector<Complex<T>> spectra(static_cast<size_t>(H * S));
+  const T scale = T(1) / any_plan.inverse_scale();
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t h = 0; h < H; ++h) {
+    const int t = omp_get_thread_num();
+    Complex<T>* K = spectra.data() + h * S;
+    ws.plan(t).forward_padded(k + h * L, L, K, ws.scratch(t));
+    for (int64_t s = 0; s < S; ++s) K[s] *= scale;
+  }
+  return spectra;
+}
+
+int threads_for(int64_t work) {
+  return work >= kParallelWork ? omp_get_max_threads() : 1;
+}
+
+}  // namespace
+
+template <typename T>
+void fft_conv_fwd(const T* u, const T* k, T* y, int64_t B, int64_t H, int64_t L) {
+  if (B * H * L == 0) return;
+  const auto plan = real_fft_plan<T>(2 * L);
+  const int64_t S = plan->spectrum_size();
+  const int threads = threads_for(B * H * L);
+  Workspace<T> ws(plan, threads, /*buffers=*/1);
+  const std::vector<Complex<T>> K = kernel_spectra(k, H, L, ws, threads, *plan);
+
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t row = 0; row < B * H; ++row) {
+    const int t = omp_get_thread_num();
+    const int64_t h = row % H;
+    Complex<T>* U = ws.spectrum(t, 0);
+    const RealFft<T>& p = ws.plan(t);
+    p.forward_padded(u + row * L, L, U, ws.scratch(t));
+    multiply_in_place(U, K.data() + h * S, S);
+    p.inverse_unscaled(U, y + row * L, L, ws.scratch(t));
+  }
+}
+
+template <typename T>
+void fft_conv_bwd(const T* dy, const T* u, const T* k, T* du, T* dk, int64_t B, int64_t H,
+                  int64_t L) {
+  if (B * H * L == 0) {
+    if (dk) std::fill(dk, dk + H * L, T(0));
+    return;
+  }
+  if (!du && !dk) return;
+  const auto plan = real_fft_plan<T>(2 * L);
+  const int64_t S = plan->spectrum_size();
+  const int threads = threads_for(B * H * L);
+  Workspace<T> ws(plan, threads, /*buffers=*/3);  // DY, U, and the dk accumulator
+  std::vector<Complex<T>> K;
+  if (du) K = kernel_spectra(k, H, L, ws, threads, *plan);
+  std::vector<Complex<T>> dk_spectra(dk ? static_cast<size_t>(H * S) : 0);
+
+  // Rows are visited h-major (all b of one h in a run) so a thread sums Σ_b DY·conj(U) for
+  // an h locally and adds it to the shared spectrum once; only the runs cut by a thread
+  // boundary are shared, hence the critical section is rare.
+#pragma omp parallel num_threads(threads)
+  {
+    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    const int64_t rows = B * H;
+    const int64_t begin = rows * t / nt, end = rows * (t + 1) / nt;
+    const RealFft<T>& p = ws.plan(t);
+    Complex<T>* DY = ws.spectrum(t, 0);
+    Complex<T>* U = ws.spectrum(t, 1);
+    Complex<T>* acc = ws.spectrum(t, 2);
+    Complex<T>* scratch = ws.scratch(t);
+    int64_t acc_h = -1;
+    auto flush = [&] {
+      if (acc_h < 0) return;
+      Complex<T>* target = dk_spectra.data() + acc_h * S;
+#pragma omp critical(ssm_fft_conv_dk)
+      for (int64_t s = 0; s < S; ++s) target[s] += acc[s];
+    };
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t h = i / B, b = i % B;
+      const int64_t offset = (b * H + h) * L;
+      p.forward_padded(dy + offset, L, DY, scratch);
+      if (dk) {
+        if (h != acc_h) {
+          flush();
+          std::fill(acc, acc + S, Complex<T>(0, 0));
+          acc_h = h;
+        }
+        p.forward_padded(u + offset, L, U, scratch);
+        accumulate_conj_product(acc, DY, U, S);
+      }
+      if (du) {
+        multiply_conj_in_place(DY, K.data() + h * S, S);
+        p.inverse_unscaled(DY, du + offset, L, scratch);
+      }
+    }
+    if (dk) flush();
+  }
+
+  if (!dk) return;
+  const T scale = T(1) / plan->inverse_scale();
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t h = 0; h < H; ++h) {
+    const int t = omp_get_thread_num();
+    T* out = dk + h * L;
+    ws.plan(t).inverse_unscaled(dk_spectra.data() + h * S, out, L, ws.scratch(t));
+    for (int64_t j = 0; j < L; ++j) out[j] *= scale;
+  }
+}
+
+template void fft_conv_fwd<float>(const float*, const float*, float*, int64_t, int64_t, int64_t);
+template void fft_conv_fwd<double>(const double*, const double*, double*, int64_t, int64_t,
+                                   int64_t);
+template void fft_conv_bwd<float>(const float*, const float*, const float*, float*, float*, int64_t,
+                                  int64_t, int64_t);
+template void fft_conv_bwd<double>(const double*, const double*, const double*, double*, double*,
+                                   int64_t, int64_t, int64_t);
+
+}  // namespace ssm::kernels::cpu

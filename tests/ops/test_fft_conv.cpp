@@ -1,0 +1,221 @@
+// Causal FFT convolution (ops/conv.h) and the real FFT under it (kernels/cpu/fft.h):
+// against direct O(L²) sums in float64, finite differences and PyTorch.
+#include <cmath>
+#include <complex>
+#include <numbers>
+#include <thread>
+#include <vector>
+
+#include "kernels/cpu/fft.h"
+#include "ssm/autograd/gradcheck.h"
+#include "ssm/ops/conv.h"
+#include "support/testing.h"
+#include "support/torch_reference.h"
+
+using namespace ssm;
+using ssm::testing::random;
+using ssm::testing::rel_error;
+
+namespace {
+
+// y[b,h,l] = Σ_{j≤l} k[h,j] · u[b,h,l−j]
+Tensor reference_fft_conv(const Tensor& u, const Tensor& k) {
+  const int64_t B = u.size(0), H = u.size(1), L = u.size(2);
+  Tensor y = Tensor::zeros({B, H, L}, DType::F64);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t l = 0; l < L; ++l) {
+        double s = 0;
+        for (int64_t j = 0; j <= l; ++j) s += k.at({h, j}) * u.at({b, h, l - j});
+        y.set({b, h, l}, s);
+      }
+  return y;
+}
+
+// Gradients of sum(gy ⊙ y) straight from the definition of y.
+std::pair<Tensor, Tensor> reference_fft_conv_grads(const Tensor& u, const Tensor& k,
+                                                   const Tensor& gy) {
+  const int64_t B = u.size(0), H = u.size(1), L = u.size(2);
+  Tensor du = Tensor::zeros(u.shape(), DType::F64), dk = Tensor::zeros(k.shape(), DType::F64);
+  std::vector<double> vu = u.to_vector(), vk = k.to_vector(), vg = gy.to_vector();
+  std::vector<double> gu(vu.size(), 0.0), gk(vk.size(), 0.0);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t l = 0; l < L; ++l)
+        for (int64_t j = 0; j <= l; ++j) {
+          const double g = vg[(b * H + h) * L + l];
+          gk[h * L + j] += g * vu[(b * H + h) * L + l - j];
+          gu[(b * H + h) * L + l - j] += g * vk[h * L + j];
+        }
+  return {Tensor::from_vector(gu, u.shape(), DType::F64),
+          Tensor::from_vector(gk, k.shape(), DType::F64)};
+}
+
+struct Case {
+  int64_t B, H, L;
+};
+
+}  // namespace
+
+TEST(RealFft, MatchesDirectDftAndInverts) {
+  using kernels::cpu::real_fft_plan;
+  // Complex lengths N/2 = 1, 2, 7 (generic radix), 100, 1024 and 3·5·7.
+  for (const int64_t N : {2, 4, 14, 200, 2048, 210}) {
+    auto plan = real_fft_plan<double>(N);
+    ASSERT_EQ(plan->spectrum_size(), N / 2 + 1);
+    std::vector<double> x = random({N}, DType::F64, 60 + N).to_vector();
+    std::vector<std::complex<double>> X(N / 2 + 1), scratch(plan->scratch_size());
+    plan->forward(x.data(), X.data(), scratch.data());
+    double err2 = 0, ref2 = 0;
+    for (int64_t k = 0; k <= N / 2; ++k) {
+      std::complex<double> direct = 0;
+      for (int64_t n = 0; n < N; ++n)
+        direct += x[n] * std::polar(1.0, -2 * std::numbers::pi * double(k * n % N) / double(N));
+      err2 += std::norm(X[k] - direct);
+      ref2 += std::norm(direct);
+    }
+    EXPECT_LT(std::sqrt(err2 / ref2), 1e-13) << "N=" << N;
+
+    std::vector<double> back(N);
+    plan->inverse_unscaled(X.data(), back.data(), N, scratch.data());
+    double e2 = 0, r2 = 0;
+    for (int64_t n = 0; n < N; ++n) {
+      e2 += std::pow(back[n] / plan->inverse_scale() - x[n], 2);
+      r2 += x[n] * x[n];
+    }
+    EXPECT_LT(std::sqrt(e2 / r2), 1e-14) << "N=" << N;
+  }
+}
+
+TEST(RealFft, PaddedForwardAndTruncatedInverse) {
+  using kernels::cpu::real_fft_plan;
+  const int64_t N = 30;
+  auto plan = real_fft_plan<double>(N);
+  std::vector<std::complex<double>> X1(N / 2 + 1), X2(N / 2 + 1), scratch(plan->scratch_size());
+  for (const int64_t nonzero : {0, 1, 7, 15, 29}) {
+    std::vector<double> x = random({N}, DType::F64, 70 + nonzero).to_vector();
+    std::vector<double> padded = x;
+    for (int64_t n = nonzero; n < N; ++n) padded[n] = 0;
+    for (int64_t n = nonzero; n < N; ++n) x[n] = std::nan("");  // must not be read
+    plan->forward_padded(x.data(), nonzero, X1.data(), scratch.data());
+    plan->forward(padded.data(), X2.data(), scratch.data());
+    for (int64_t k = 0; k <= N / 2; ++k) EXPECT_EQ(X1[k], X2[k]) << "nonzero=" << nonzero;
+    // Writing only the first `keep` outputs leaves the rest untouched.
+    std::vector<double> out(N, -7.0), full(N);
+    plan->inverse_unscaled(X2.data(), full.data(), N, scratch.data());
+    plan->inverse_unscaled(X2.data(), out.data(), nonzero, scratch.data());
+    for (int64_t n = 0; n < N; ++n) EXPECT_EQ(out[n], n < nonzero ? full[n] : -7.0);
+  }
+}
+
+TEST(RealFft, PlansAreCachedAndSafeFromManyThreads) {
+  using kernels::cpu::real_fft_plan;
+  EXPECT_EQ(real_fft_plan<float>(64).get(), real_fft_plan<float>(64).get());
+  EXPECT_NE(static_cast<const void*>(real_fft_plan<float>(64).get()),
+            static_cast<const void*>(real_fft_plan<double>(64).get()));
+  EXPECT_SSM_ERROR(real_fft_plan<double>(7), "RealFft", "even", "7");
+  std::vector<std::thread> threads;
+  std::vector<const void*> seen(8);
+  for (int i = 0; i < 8; ++i)
+    threads.emplace_back([&seen, i] { seen[i] = real_fft_plan<double>(4242).get(); });
+  for (auto& t : threads) t.join();
+  for (int i = 1; i < 8; ++i) EXPECT_EQ(seen[i], seen[0]);
+}
+
+TEST(FftConv, ForwardMatchesDirectSum) {
+  // Odd, prime, power-of-two and composite lengths; L = 7 and 77 use KissFFT's generic radix,
+  // and the last two are large enough for the threaded path.
+  for (const Case c : {Case{2, 3, 1}, Case{2, 3, 7}, Case{1, 2, 100}, Case{2, 2, 128},
+                       Case{1, 1, 1000}, Case{3, 2, 61}, Case{4, 110, 77}, Case{3, 24, 512}}) {
+    Tensor u = random({c.B, c.H, c.L}, DType::F64, 80 + c.L);
+    Tensor k = random({c.H, c.L}, DType::F64, 81 + c.L);
+    EXPECT_LT(rel_error(fft_conv(u, k), reference_fft_conv(u, k)), 1e-13)
+        << "B=" << c.B << " H=" << c.H << " L=" << c.L;
+  }
+}
+
+TEST(FftConv, StridedInputsMatchDirectSum) {
+  Tensor u = random({2, 9, 4}, DType::F64, 82).permute({0, 2, 1});  // (2, 4, 9) view
+  Tensor k = random({9, 4}, DType::F64, 83).transpose(0, 1);        // (4, 9) view
+  EXPECT_LT(rel_error(fft_conv(u, k), reference_fft_conv(u, k)), 1e-14);
+}
+
+TEST(FftConv, BackwardMatchesDirectSum) {
+  // (5, 13, 600) is threaded, and its rows split between threads inside one h's run of b.
+  for (const Case c :
+       {Case{2, 3, 7}, Case{3, 2, 100}, Case{2, 1, 1}, Case{5, 13, 600}, Case{4, 110, 77}}) {
+    Tensor u = random({c.B, c.H, c.L}, DType::F64, 84, true);
+    Tensor k = random({c.H, c.L}, DType::F64, 85, true);
+    Tensor gy = random({c.B, c.H, c.L}, DType::F64, 86);
+    fft_conv(u, k).backward(gy);
+    auto [du, dk] = reference_fft_conv_grads(u, k, gy);
+    EXPECT_LT(rel_error(u.grad(), du), 1e-13) << "B=" << c.B << " H=" << c.H << " L=" << c.L;
+    EXPECT_LT(rel_error(k.grad(), dk), 1e-13) << "B=" << c.B << " H=" << c.H << " L=" << c.L;
+  }
+}
+
+TEST(FftConv, BackwardForOneInputOnly) {
+  Tensor u = random({2, 3, 20}, DType::F64, 87, true);
+  Tensor k = random({3, 20}, DType::F64, 88);
+  Tensor gy = random({2, 3, 20}, DType::F64, 89);
+  auto [du, dk] = reference_fft_conv_grads(u, k, gy);
+  fft_conv(u, k).backward(gy);
+  EXPECT_LT(rel_error(u.grad(), du), 1e-13);
+  EXPECT_FALSE(k.grad().defined());
+
+  Tensor u2 = u.detach();
+  Tensor k2 = k.detach().clone().requires_grad_();
+  fft_conv(u2, k2).backward(gy);
+  EXPECT_LT(rel_error(k2.grad(), dk), 1e-13);
+}
+
+TEST(FftConv, Gradcheck) {
+  for (const Case c : {Case{2, 3, 7}, Case{1, 2, 1}, Case{2, 2, 16}}) {
+    Tensor u = random({c.B, c.H, c.L}, DType::F64, 90, true);
+    Tensor k = random({c.H, c.L}, DType::F64, 91, true);
+    auto r =
+        gradcheck([](const std::vector<Tensor>& in) { return fft_conv(in[0], in[1]); }, {u, k});
+    EXPECT_TRUE(r.ok) << "L=" << c.L << "\n" << r.report;
+  }
+}
+
+TEST(FftConv, Float32AgreesWithFloat64) {
+  Tensor u = random({4, 8, 1000}, DType::F64, 92, true);
+  Tensor k = random({8, 1000}, DType::F64, 93, true);
+  Tensor gy = random({4, 8, 1000}, DType::F64, 94);
+  Tensor y64 = fft_conv(u, k);
+  y64.backward(gy);
+  Tensor u32 = u.detach().to(DType::F32).requires_grad_();
+  Tensor k32 = k.detach().to(DType::F32).requires_grad_();
+  Tensor y32 = fft_conv(u32, k32);
+  EXPECT_EQ(y32.dtype(), DType::F32);
+  y32.backward(gy.to(DType::F32));
+  EXPECT_LT(rel_error(y32, y64), 1e-5);
+  EXPECT_LT(rel_error(u32.grad(), u.grad()), 1e-5);
+  EXPECT_LT(rel_error(k32.grad(), k.grad()), 1e-5);
+}
+
+TEST(FftConv, MatchesPyTorch) {
+  if (!ssm::testing::torch_available()) GTEST_SKIP() << "python3-torch not installed";
+  Tensor u = random({2, 5, 37}, DType::F64, 95, true);
+  Tensor k = random({5, 37}, DType::F64, 96, true);
+  Tensor gy = random({2, 5, 37}, DType::F64, 97);
+  Tensor y = fft_conv(u, k);
+  y.backward(gy);
+  auto ref = ssm::testing::run_torch("conv_ref.py", {{"u", u}, {"k", k}, {"gy", gy}});
+  EXPECT_LT(rel_error(y, ref.at("y")), 1e-12);
+  EXPECT_LT(rel_error(u.grad(), ref.at("du")), 1e-12);
+  EXPECT_LT(rel_error(k.grad(), ref.at("dk")), 1e-12);
+}
+
+TEST(FftConv, RejectsBadInputs) {
+  Tensor u = random({2, 3, 8}, DType::F64, 98);
+  Tensor k = random({3, 8}, DType::F64, 99);
+  EXPECT_SSM_ERROR(fft_conv(random({3, 8}, DType::F64), k), "fft_conv", "'u'", "(B, H, L)",
+                   "(3, 8)");
+  EXPECT_SSM_ERROR(fft_conv(u, random({3, 7}, DType::F64)), "fft_conv", "'k'", "(3, 8)", "(3, 7)");
+  EXPECT_SSM_ERROR(fft_conv(u, random({2, 3, 8}, DType::F64)), "fft_conv", "'k'", "(H, L)",
+                   "(2, 3, 8)");
+  EXPECT_SSM_ERROR(fft_conv(u, k.to(DType::F32)), "fft_conv", "'k'", "float64", "float32");
+  EXPECT_SSM_ERROR(fft_conv(Tensor::zeros({2, 3, 8}, DType::I32), k), "fft_conv", "'u'", "int32");
+}
