@@ -1,5 +1,10 @@
 #include "ssm/core/build_info.h"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <vector>
+
 #include "ssm/core/threads.h"
 
 extern "C" char* openblas_get_config(void);
@@ -9,8 +14,8 @@ namespace ssm {
 
 namespace {
 std::string compiled_cpu_features() {
-  std::string f;
-  auto add = [&](const char* name) { f += (f.empty() ? "" : " ") + std::string(name); };
+  std::vector<std::string> f;
+  auto add = [&](const char* name) { f.emplace_back(name); };
 #ifdef __SSE4_2__
   add("sse4.2");
 #endif
@@ -29,7 +34,7 @@ std::string compiled_cpu_features() {
 #ifdef __ARM_NEON
   add("neon");
 #endif
-  return f.empty() ? "baseline (sse2)" : f;
+  return f.empty() ? std::string("baseline (sse2)") : fmt::format("{}", fmt::join(f, " "));
 }
 }  // namespace
 
