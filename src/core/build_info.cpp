@@ -15,24 +15,23 @@ namespace ssm {
 namespace {
 std::string compiled_cpu_features() {
   std::vector<std::string> f;
-  auto add = [&](const char* name) { f.emplace_back(name); };
 #ifdef __SSE4_2__
-  add("sse4.2");
+  f.emplace_back("sse4.2");
 #endif
 #ifdef __AVX__
-  add("avx");
+  f.emplace_back("avx");
 #endif
 #ifdef __AVX2__
-  add("avx2");
+  f.emplace_back("avx2");
 #endif
 #ifdef __FMA__
-  add("fma");
+  f.emplace_back("fma");
 #endif
 #ifdef __AVX512F__
-  add("avx512f");
+  f.emplace_back("avx512f");
 #endif
 #ifdef __ARM_NEON
-  add("neon");
+  f.emplace_back("neon");
 #endif
   return f.empty() ? std::string("baseline (sse2)") : fmt::format("{}", fmt::join(f, " "));
 }
