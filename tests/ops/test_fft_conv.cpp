@@ -141,9 +141,11 @@ TEST(FftConv, StridedInputsMatchDirectSum) {
 }
 
 TEST(FftConv, BackwardMatchesDirectSum) {
-  // (5, 13, 600) is threaded, and its rows split between threads inside one h's run of b.
-  for (const Case c :
-       {Case{2, 3, 7}, Case{3, 2, 100}, Case{2, 1, 1}, Case{5, 13, 600}, Case{4, 110, 77}}) {
+  // With few channels the b of one h are split into runs whose dk sums are added up
+  // (H = 1, 2 here: single-threaded and, for (16, 2, 1100), threaded); with many channels
+  // each h is one run ((5, 13, 600), (4, 110, 77), threaded).
+  for (const Case c : {Case{2, 3, 7}, Case{3, 2, 100}, Case{2, 1, 1}, Case{5, 13, 600},
+                       Case{4, 110, 77}, Case{16, 2, 1100}}) {
     Tensor u = random({c.B, c.H, c.L}, DType::F64, 84, true);
     Tensor k = random({c.H, c.L}, DType::F64, 85, true);
     Tensor gy = random({c.B, c.H, c.L}, DType::F64, 86);

@@ -98,7 +98,9 @@ T sum(const T* __restrict a, int64_t n) {
 template <typename T, int KC>
 void forward_all(const T* x, const T* w, const T* bias, T* y, int64_t B, int64_t D, int64_t L,
                  int64_t K) {
-#pragma omp parallel for num_threads(threads_for(B* D* L* K)) schedule(static)
+  // Dynamic chunks keep both threads busy when one is slowed by other work on the machine.
+  const int threads = threads_for(B * D * L * K);
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 32)
   for (int64_t row = 0; row < B * D; ++row) {
     const int64_t d = row % D;
     forward_row<T, KC>(x + row * L, w + d * K, bias ? bias[d] : T(0), y + row * L, L, K);
@@ -109,7 +111,8 @@ void forward_all(const T* x, const T* w, const T* bias, T* y, int64_t B, int64_t
 template <typename T, int KC>
 void backward_all(const T* dy, const T* x, const T* w, T* dx, T* dw, T* dbias, int64_t B, int64_t D,
                   int64_t L, int64_t K) {
-#pragma omp parallel for num_threads(threads_for(B* D* L* K)) schedule(static)
+  const int threads = threads_for(B * D * L * K);
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 2)
   for (int64_t d = 0; d < D; ++d) {
     if (dw) std::fill(dw + d * K, dw + (d + 1) * K, T(0));
     T bias_sum = 0;
@@ -165,7 +168,8 @@ template <typename T>
 void causal_conv1d_update(const T* x_t, T* state, const T* w, const T* bias, T* y_t, int64_t B,
                           int64_t D, int64_t K) {
   const int64_t S = K - 1;  // remembered inputs per channel
-#pragma omp parallel for num_threads(threads_for(B* D* K)) schedule(static)
+  const int threads = threads_for(B * D * K);
+#pragma omp parallel for num_threads(threads) schedule(static)
   for (int64_t row = 0; row < B * D; ++row) {
     const int64_t d = row % D;
     T* st = state + row * S;

@@ -90,11 +90,11 @@ class Workspace {
 // The kernel's spectra, scaled by 1/N so that one unscaled inverse finishes a product.
 template <typename T>
 std::vector<Complex<T>> kernel_spectra(const T* k, int64_t H, int64_t L, Workspace<T>& ws,
-                                       int threads, const RealFft<T>& any_plan) {
-  const int64_t S = any_plan.spectrum_size();
+                                       int threads) {
+  const int64_t S = ws.plan(0).spectrum_size();
   std::vector<Complex<T>> spectra(static_cast<size_t>(H * S));
-  const T scale = T(1) / any_plan.inverse_scale();
-#pragma omp parallel for num_threads(threads) schedule(static)
+  const T scale = T(1) / ws.plan(0).inverse_scale();
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 4)
   for (int64_t h = 0; h < H; ++h) {
     const int t = omp_get_thread_num();
     Complex<T>* K = spectra.data() + h * S;
@@ -117,9 +117,10 @@ void fft_conv_fwd(const T* u, const T* k, T* y, int64_t B, int64_t H, int64_t L)
   const int64_t S = plan->spectrum_size();
   const int threads = threads_for(B * H * L);
   Workspace<T> ws(plan, threads, /*buffers=*/1);
-  const std::vector<Complex<T>> K = kernel_spectra(k, H, L, ws, threads, *plan);
+  const std::vector<Complex<T>> K = kernel_spectra(k, H, L, ws, threads);
 
-#pragma omp parallel for num_threads(threads) schedule(static)
+  // Dynamic chunks keep both threads busy when one is slowed by other work on the machine.
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 8)
   for (int64_t row = 0; row < B * H; ++row) {
     const int t = omp_get_thread_num();
     const int64_t h = row % H;
@@ -144,39 +145,33 @@ void fft_conv_bwd(const T* dy, const T* u, const T* k, T* du, T* dk, int64_t B, 
   const int threads = threads_for(B * H * L);
   Workspace<T> ws(plan, threads, /*buffers=*/3);  // DY, U, and the dk accumulator
   std::vector<Complex<T>> K;
-  if (du) K = kernel_spectra(k, H, L, ws, threads, *plan);
-  std::vector<Complex<T>> dk_spectra(dk ? static_cast<size_t>(H * S) : 0);
+  if (du) K = kernel_spectra(k, H, L, ws, threads);
+  const T scale = T(1) / plan->inverse_scale();
 
-  // Rows are visited h-major (all b of one h in a run) so a thread sums Σ_b DY·conj(U) for
-  // an h locally and adds it to the shared spectrum once; only the runs cut by a thread
-  // boundary are shared, hence the critical section is rare.
-#pragma omp parallel num_threads(threads)
-  {
-    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-    const int64_t rows = B * H;
-    const int64_t begin = rows * t / nt, end = rows * (t + 1) / nt;
+  // Work items are (h, a run of b): dk[h] sums over b, so a run's rows share one spectrum
+  // accumulator. With enough channels a run is all of B and finishes dk[h] itself; with few
+  // channels B is cut into several runs (for parallelism) whose sums meet in dk_spectra.
+  const int64_t runs_per_h = std::min(B, (4 * threads + H - 1) / H);
+  const int64_t run_length = (B + runs_per_h - 1) / runs_per_h;
+  const bool shared_sums = dk && runs_per_h > 1;
+  std::vector<Complex<T>> dk_spectra(shared_sums ? static_cast<size_t>(H * S) : 0);
+
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+  for (int64_t item = 0; item < H * runs_per_h; ++item) {
+    const int t = omp_get_thread_num();
+    const int64_t h = item / runs_per_h;
+    const int64_t b_begin = (item % runs_per_h) * run_length;
+    const int64_t b_end = std::min(B, b_begin + run_length);
     const RealFft<T>& p = ws.plan(t);
     Complex<T>* DY = ws.spectrum(t, 0);
     Complex<T>* U = ws.spectrum(t, 1);
     Complex<T>* acc = ws.spectrum(t, 2);
     Complex<T>* scratch = ws.scratch(t);
-    int64_t acc_h = -1;
-    auto flush = [&] {
-      if (acc_h < 0) return;
-      Complex<T>* target = dk_spectra.data() + acc_h * S;
-#pragma omp critical(ssm_fft_conv_dk)
-      for (int64_t s = 0; s < S; ++s) target[s] += acc[s];
-    };
-    for (int64_t i = begin; i < end; ++i) {
-      const int64_t h = i / B, b = i % B;
+    if (dk) std::fill(acc, acc + S, Complex<T>(0, 0));
+    for (int64_t b = b_begin; b < b_end; ++b) {
       const int64_t offset = (b * H + h) * L;
       p.forward_padded(dy + offset, L, DY, scratch);
       if (dk) {
-        if (h != acc_h) {
-          flush();
-          std::fill(acc, acc + S, Complex<T>(0, 0));
-          acc_h = h;
-        }
         p.forward_padded(u + offset, L, U, scratch);
         accumulate_conj_product(acc, DY, U, S);
       }
@@ -185,11 +180,18 @@ void fft_conv_bwd(const T* dy, const T* u, const T* k, T* du, T* dk, int64_t B, 
         p.inverse_unscaled(DY, du + offset, L, scratch);
       }
     }
-    if (dk) flush();
+    if (!dk || b_begin >= b_end) continue;
+    if (shared_sums) {
+      Complex<T>* target = dk_spectra.data() + h * S;
+#pragma omp critical(ssm_fft_conv_dk)
+      for (int64_t s = 0; s < S; ++s) target[s] += acc[s];
+    } else {
+      p.inverse_unscaled(acc, dk + h * L, L, scratch);
+      for (int64_t j = 0; j < L; ++j) dk[h * L + j] *= scale;
+    }
   }
 
-  if (!dk) return;
-  const T scale = T(1) / plan->inverse_scale();
+  if (!shared_sums) return;
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (int64_t h = 0; h < H; ++h) {
     const int t = omp_get_thread_num();
