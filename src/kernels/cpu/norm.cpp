@@ -1,0 +1,322 @@
+#include "kernels/cpu/norm.h"
+
+#include <omp.h>
+
+#include <cmath>
+#include <vector>
+
+namespace ssm::cpu {
+
+namespace {
+
+// Below this many elements a parallel region costs more than it saves.
+constexpr int64_t kParallelWork = int64_t{1} << 15;
+
+int threads_for(int64_t work) {
+  return work >= kParallelWork ? omp_get_max_threads() : 1;
+}
+
+// Calls body(r, acc) for every row r in [0, rows), rows split statically over threads.
+// Each thread owns `width` zeroed double accumulators `acc`; their sum over the threads is
+// returned. This reduces per-channel quantities (dw, db, batch statistics) without atomics,
+// and with a fixed thread count the result is reproducible.
+template <typename Body>
+std::vector<double> for_rows_summing_columns(int64_t rows, int64_t width, int64_t work, Body body) {
+  const int threads = threads_for(work);
+  std::vector<double> partial(static_cast<size_t>(threads) * width, 0.0);
+#pragma omp parallel num_threads(threads)
+  {
+    double* acc = partial.data() + static_cast<size_t>(omp_get_thread_num()) * width;
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) body(r, acc);
+  }
+  std::vector<double> total(width, 0.0);
+  for (int t = 0; t < threads; ++t) {
+    const double* p = partial.data() + static_cast<size_t>(t) * width;
+    for (int64_t j = 0; j < width; ++j) total[j] += p[j];
+  }
+  return total;
+}
+
+template <typename T>
+T sigmoid(T v) {
+  return T(1) / (T(1) + std::exp(-v));
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------------------ LayerNorm
+
+template <typename T>
+void layer_norm_fwd(const T* x_all, const T* w, const T* b, T* y_all, double* mean_out,
+                    double* rstd_out, int64_t rows, int64_t D, double eps) {
+#pragma omp parallel for schedule(static) num_threads(threads_for(rows* D))
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* __restrict x = x_all + r * D;
+    T* __restrict y = y_all + r * D;
+    double sum = 0;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t d = 0; d < D; ++d) sum += x[d];
+    const double mean = sum / D;
+    // Two passes (mean, then squared deviations) so large offsets do not cancel.
+    double sq = 0;
+#pragma omp simd reduction(+ : sq)
+    for (int64_t d = 0; d < D; ++d) {
+      const double c = x[d] - mean;
+      sq += c * c;
+    }
+    const double rstd = 1.0 / std::sqrt(sq / D + eps);
+#pragma omp simd
+    for (int64_t d = 0; d < D; ++d) y[d] = static_cast<T>((x[d] - mean) * rstd);
+    if (w)
+      for (int64_t d = 0; d < D; ++d) y[d] *= w[d];
+    if (b)
+      for (int64_t d = 0; d < D; ++d) y[d] += b[d];
+    mean_out[r] = mean;
+    rstd_out[r] = rstd;
+  }
+}
+
+template <typename T>
+void layer_norm_bwd(const T* dy_all, const T* x_all, const T* w, const double* mean,
+                    const double* rstd, T* dx_all, T* dw, T* db, int64_t rows, int64_t D) {
+  const bool param_grads = dw || db;
+  // acc[0, D) sums dy · x̂ (for dw), acc[D, 2D) sums dy (for db).
+  auto row = [&](int64_t r, double* acc) {
+    const T* __restrict dy = dy_all + r * D;
+    const T* __restrict x = x_all + r * D;
+    const double m = mean[r], rs = rstd[r];
+    if (dx_all) {
+      // dx = rstd · (g − mean(g) − x̂ · mean(g · x̂)) with g = dy · w.
+      double sum_g = 0, sum_gx = 0;
+#pragma omp simd reduction(+ : sum_g, sum_gx)
+      for (int64_t d = 0; d < D; ++d) {
+        const double g = dy[d] * (w ? w[d] : T(1));
+        sum_g += g;
+        sum_gx += g * ((x[d] - m) * rs);
+      }
+      const double mean_g = sum_g / D, mean_gx = sum_gx / D;
+      T* __restrict dx = dx_all + r * D;
+#pragma omp simd
+      for (int64_t d = 0; d < D; ++d) {
+        const double g = dy[d] * (w ? w[d] : T(1));
+        dx[d] = static_cast<T>(rs * (g - mean_g - (x[d] - m) * rs * mean_gx));
+      }
+    }
+    if (param_grads) {
+      double* __restrict acc_w = acc;
+      double* __restrict acc_b = acc + D;
+#pragma omp simd
+      for (int64_t d = 0; d < D; ++d) {
+        acc_w[d] += dy[d] * ((x[d] - m) * rs);
+        acc_b[d] += dy[d];
+      }
+    }
+  };
+  const auto sums = for_rows_summing_columns(rows, param_grads ? 2 * D : 0, rows * D, row);
+  for (int64_t d = 0; param_grads && d < D; ++d) {
+    if (dw) dw[d] = static_cast<T>(sums[d]);
+    if (db) db[d] = static_cast<T>(sums[D + d]);
+  }
+}
+
+// ------------------------------------------------------------------------ (gated) RMSNorm
+
+template <typename T>
+void rms_norm_fwd(const T* x_all, const T* z_all, const T* w, T* y_all, double* rstd_out,
+                  int64_t rows, int64_t D, int64_t group, double eps) {
+  const int64_t groups = D / group;
+#pragma omp parallel for schedule(static) num_threads(threads_for(rows* D))
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t k = 0; k < groups; ++k) {
+      const int64_t base = r * D + k * group;
+      const T* __restrict x = x_all + base;
+      T* __restrict y = y_all + base;
+      // u = x ⊙ SiLU(z), kept in y until the group's scale is known.
+      if (z_all) {
+        const T* __restrict z = z_all + base;
+        for (int64_t d = 0; d < group; ++d) y[d] = x[d] * z[d] * sigmoid(z[d]);
+      } else {
+        for (int64_t d = 0; d < group; ++d) y[d] = x[d];
+      }
+      double sq = 0;
+#pragma omp simd reduction(+ : sq)
+      for (int64_t d = 0; d < group; ++d) sq += static_cast<double>(y[d]) * y[d];
+      const double rstd = 1.0 / std::sqrt(sq / group + eps);
+      const T rs = static_cast<T>(rstd);
+      if (w) {
+        const T* __restrict wg = w + k * group;
+        for (int64_t d = 0; d < group; ++d) y[d] = y[d] * rs * wg[d];
+      } else {
+        for (int64_t d = 0; d < group; ++d) y[d] *= rs;
+      }
+      rstd_out[r * groups + k] = rstd;
+    }
+  }
+}
+
+template <typename T>
+void rms_norm_bwd(const T* dy_all, const T* x_all, const T* z_all, const T* w, const double* rstd,
+                  T* dx_all, T* dz_all, T* dw, int64_t rows, int64_t D, int64_t group) {
+  const int64_t groups = D / group;
+  const bool input_grads = dx_all || dz_all;
+  auto row = [&](int64_t r, double* acc_w) {
+    // σ(z) and u = x ⊙ SiLU(z) of one group, computed once per row-group.
+    thread_local std::vector<T> sig_buf, u_buf;
+    sig_buf.resize(group);
+    u_buf.resize(group);
+    T* __restrict sig = sig_buf.data();
+    T* __restrict u = u_buf.data();
+    for (int64_t k = 0; k < groups; ++k) {
+      const int64_t base = r * D + k * group;
+      const T* __restrict x = x_all + base;
+      const T* __restrict dy = dy_all + base;
+      const T* __restrict z = z_all ? z_all + base : nullptr;
+      const T* __restrict wg = w ? w + k * group : nullptr;
+      const T rs = static_cast<T>(rstd[r * groups + k]);
+      if (z) {
+        for (int64_t d = 0; d < group; ++d) {
+          sig[d] = sigmoid(z[d]);
+          u[d] = x[d] * z[d] * sig[d];
+        }
+      } else {
+        for (int64_t d = 0; d < group; ++d) u[d] = x[d];
+      }
+      if (dw) {
+#pragma omp simd
+        for (int64_t d = 0; d < group; ++d)
+          acc_w[k * group + d] += static_cast<double>(dy[d]) * (u[d] * rs);
+      }
+      if (!input_grads) continue;
+      // du = rstd · (g − û · mean(g · û)) with g = dy · w, û = u · rstd.
+      double dot = 0;
+#pragma omp simd reduction(+ : dot)
+      for (int64_t d = 0; d < group; ++d) dot += (dy[d] * (wg ? wg[d] : T(1))) * (u[d] * rs);
+      const T mean_dot = static_cast<T>(dot / group);
+      T* __restrict dx = dx_all ? dx_all + base : nullptr;
+      T* __restrict dz = dz_all ? dz_all + base : nullptr;
+      for (int64_t d = 0; d < group; ++d) {
+        const T g = dy[d] * (wg ? wg[d] : T(1));
+        const T du = rs * (g - u[d] * rs * mean_dot);
+        if (!z) {
+          dx[d] = du;
+          continue;
+        }
+        // u = x · z · σ(z): ∂u/∂x = SiLU(z), ∂u/∂z = x · σ(z) · (1 + z · (1 − σ(z))).
+        if (dx) dx[d] = du * z[d] * sig[d];
+        if (dz) dz[d] = du * x[d] * sig[d] * (T(1) + z[d] * (T(1) - sig[d]));
+      }
+    }
+  };
+  const auto sums = for_rows_summing_columns(rows, dw ? D : 0, rows * D, row);
+  for (int64_t d = 0; dw && d < D; ++d) dw[d] = static_cast<T>(sums[d]);
+}
+
+// ------------------------------------------------------------------------------ BatchNorm
+
+template <typename T>
+void batch_norm_stats(const T* x, int64_t rows, int64_t D, double* mean, double* var) {
+  const auto sums = for_rows_summing_columns(rows, D, rows * D, [&](int64_t r, double* acc) {
+    const T* __restrict xr = x + r * D;
+#pragma omp simd
+    for (int64_t d = 0; d < D; ++d) acc[d] += xr[d];
+  });
+  for (int64_t d = 0; d < D; ++d) mean[d] = sums[d] / rows;
+  // Second pass over squared deviations: exact where E[x²] − E[x]² would cancel.
+  const auto sq = for_rows_summing_columns(rows, D, rows * D, [&](int64_t r, double* acc) {
+    const T* __restrict xr = x + r * D;
+#pragma omp simd
+    for (int64_t d = 0; d < D; ++d) {
+      const double c = xr[d] - mean[d];
+      acc[d] += c * c;
+    }
+  });
+  for (int64_t d = 0; d < D; ++d) var[d] = sq[d] / rows;
+}
+
+template <typename T>
+void batch_norm_apply(const T* x, const double* mean, const double* rstd, const T* w, const T* b,
+                      T* y, int64_t rows, int64_t D) {
+  // Per channel y = (x − mean) · scale + shift, formed in double (see norm.h).
+  std::vector<double> scale(D), shift(D);
+  for (int64_t d = 0; d < D; ++d) {
+    scale[d] = rstd[d] * (w ? static_cast<double>(w[d]) : 1.0);
+    shift[d] = b ? static_cast<double>(b[d]) : 0.0;
+  }
+  const double* __restrict sc = scale.data();
+  const double* __restrict sh = shift.data();
+#pragma omp parallel for schedule(static) num_threads(threads_for(rows* D))
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* __restrict xr = x + r * D;
+    T* __restrict yr = y + r * D;
+#pragma omp simd
+    for (int64_t d = 0; d < D; ++d) yr[d] = static_cast<T>((xr[d] - mean[d]) * sc[d] + sh[d]);
+  }
+}
+
+template <typename T>
+void batch_norm_bwd(const T* dy, const T* x, const double* mean, const double* rstd, const T* w,
+                    bool batch_stats, T* dx, T* dw, T* db, int64_t rows, int64_t D) {
+  // acc[0, D) sums dy · x̂, acc[D, 2D) sums dy, per channel.
+  const bool need_sums = dw || db || (dx && batch_stats);
+  std::vector<double> sums;
+  if (need_sums) {
+    sums = for_rows_summing_columns(rows, 2 * D, rows * D, [&](int64_t r, double* acc) {
+      const T* __restrict dyr = dy + r * D;
+      const T* __restrict xr = x + r * D;
+      double* __restrict acc_x = acc;
+      double* __restrict acc_1 = acc + D;
+#pragma omp simd
+      for (int64_t d = 0; d < D; ++d) {
+        acc_x[d] += dyr[d] * ((xr[d] - mean[d]) * rstd[d]);
+        acc_1[d] += dyr[d];
+      }
+    });
+    for (int64_t d = 0; d < D; ++d) {
+      if (dw) dw[d] = static_cast<T>(sums[d]);
+      if (db) db[d] = static_cast<T>(sums[D + d]);
+    }
+  }
+  if (!dx) return;
+  // Training: dx = w·rstd · (dy − mean_rows(dy) − x̂ · mean_rows(dy · x̂)); eval: dx = w·rstd·dy.
+  std::vector<double> scale(D), mean_dy(D, 0.0), mean_dyx(D, 0.0);
+  for (int64_t d = 0; d < D; ++d) {
+    scale[d] = rstd[d] * (w ? static_cast<double>(w[d]) : 1.0);
+    if (batch_stats) {
+      mean_dyx[d] = sums[d] / rows;
+      mean_dy[d] = sums[D + d] / rows;
+    }
+  }
+  const double* __restrict sc = scale.data();
+  const double* __restrict mdy = mean_dy.data();
+  const double* __restrict mdyx = mean_dyx.data();
+#pragma omp parallel for schedule(static) num_threads(threads_for(rows* D))
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* __restrict dyr = dy + r * D;
+    const T* __restrict xr = x + r * D;
+    T* __restrict dxr = dx + r * D;
+#pragma omp simd
+    for (int64_t d = 0; d < D; ++d)
+      dxr[d] = static_cast<T>(sc[d] * (dyr[d] - mdy[d] - (xr[d] - mean[d]) * rstd[d] * mdyx[d]));
+  }
+}
+
+#define SSM_INSTANTIATE_NORM(T)                                                                    \
+  template void layer_norm_fwd<T>(const T*, const T*, const T*, T*, double*, double*, int64_t,     \
+                                  int64_t, double);                                                \
+  template void layer_norm_bwd<T>(const T*, const T*, const T*, const double*, const double*, T*,  \
+                                  T*, T*, int64_t, int64_t);                                       \
+  template void rms_norm_fwd<T>(const T*, const T*, const T*, T*, double*, int64_t, int64_t,       \
+                                int64_t, double);                                                  \
+  template void rms_norm_bwd<T>(const T*, const T*, const T*, const T*, const double*, T*, T*, T*, \
+                                int64_t, int64_t, int64_t);                                        \
+  template void batch_norm_stats<T>(const T*, int64_t, int64_t, double*, double*);                 \
+  template void batch_norm_apply<T>(const T*, const double*, const double*, const T*, const T*,    \
+                                    T*, int64_t, int64_t);                                         \
+  template void batch_norm_bwd<T>(const T*, const T*, const double*, const double*, const T*,      \
+                                  bool, T*, T*, T*, int64_t, int64_t);
+SSM_INSTANTIATE_NORM(float)
+SSM_INSTANTIATE_NORM(double)
+#undef SSM_INSTANTIATE_NORM
+
+}  // namespace ssm::cpu

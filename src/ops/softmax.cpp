@@ -1,0 +1,54 @@
+// softmax and log_softmax over any dimension (kernels/cpu/softmax).
+#include "kernels/cpu/softmax.h"
+
+#include "ssm/autograd/node.h"
+#include "ssm/ops/norm.h"
+
+namespace ssm {
+
+namespace {
+
+Tensor softmax_impl(const char* op, const Tensor& x, int64_t dim, bool log) {
+  SSM_CHECK(x.defined(), "{}: argument 'x' is undefined", op);
+  SSM_CHECK(is_floating(x.dtype()), "{}: argument 'x' expected float32 or float64, got {}", op,
+            dtype_name(x.dtype()));
+  SSM_CHECK(x.dim() >= 1, "{}: argument 'x' expected at least one dimension, got shape {}", op,
+            shape_str(x.shape()));
+  SSM_CHECK(dim >= -x.dim() && dim < x.dim(),
+            "{}: argument 'dim' expected a value in [{}, {}) for x of shape {}, got {}", op,
+            -x.dim(), x.dim(), shape_str(x.shape()), dim);
+  const int64_t d = dim < 0 ? dim + x.dim() : dim;
+  // View x as (outer, n, inner) with the normalised dim in the middle.
+  int64_t outer = 1, inner = 1;
+  for (int64_t i = 0; i < d; ++i) outer *= x.size(i);
+  for (int64_t i = d + 1; i < x.dim(); ++i) inner *= x.size(i);
+  const int64_t n = x.size(d);
+
+  const Tensor xc = x.detach().contiguous();
+  Tensor y = Tensor::empty(x.shape(), x.dtype());
+  SSM_DISPATCH_FLOAT(x.dtype(), op, [&] {
+    cpu::softmax_fwd(xc.data<scalar_t>(), y.data<scalar_t>(), outer, n, inner, log);
+  });
+  const Tensor ys = y.detach();  // the backward needs only the output
+  return record(op, y, {x}, [op, ys, outer, n, inner, log](const std::vector<Tensor>& g) {
+    const Tensor gy = g[0].contiguous();
+    Tensor gx = Tensor::empty(ys.shape(), ys.dtype());
+    SSM_DISPATCH_FLOAT(ys.dtype(), op, [&] {
+      cpu::softmax_bwd(gy.data<scalar_t>(), ys.data<scalar_t>(), gx.data<scalar_t>(), outer, n,
+                       inner, log);
+    });
+    return std::vector<Tensor>{gx};
+  });
+}
+
+}  // namespace
+
+Tensor softmax(const Tensor& x, int64_t dim) {
+  return softmax_impl("softmax", x, dim, false);
+}
+
+Tensor log_softmax(const Tensor& x, int64_t dim) {
+  return softmax_impl("log_softmax", x, dim, true);
+}
+
+}  // namespace ssm
