@@ -1,128 +1,231 @@
 // Cauchy sums, forward and backward (see include/ssm/kernels/cauchy.h).
 //
-// Per channel h (one OpenMP task each) and evaluation point z_k, the reciprocals
-// 1/(z_k − λ_n) and 1/(z_k − conj λ_n) are formed once into real/imaginary arrays and reused
-// by all M vectors; the loops over n are contiguous and vectorise.
+// One OpenMP task per channel h. The loops run over the evaluation points k in vectors of
+// W lanes (8 floats / 4 doubles), so nothing is reduced horizontally inside them: per chunk of
+// k and per mode n the reciprocals a = 1/(z − λ_n), b = 1/(z − conj λ_n) are formed once, and
+// every product vector m then costs four multiply-adds, using
+//   v·a + conj(v)·b = (v_re·P1 + v_im·P2) + i·(v_re·P3 + v_im·P4),
+//   P1 = a_re + b_re, P2 = b_im − a_im, P3 = a_im + b_im, P4 = a_re − b_re
+// (without the conjugate half: P1 = a_re, P2 = −a_im, P3 = a_im, P4 = a_re).
 //
-// Backward, with gradients of complex values written as ∂ℒ/∂Re + i·∂ℒ/∂Im and G = ∂ℒ/∂r_mk:
-// a holomorphic term w = f(x) sends G·conj(f'(x)) to x; a term of conj(x), w = f(conj x),
-// sends conj(G)·f'(conj x). With a = 1/(z − λ), b = 1/(z − conj λ):
-//   ∂ℒ/∂v_mn += t1 + t2,                  t1 = G·conj(a),  t2 = conj(G)·b
-//   ∂ℒ/∂λ_n  += X + Y,                    X = t1·conj(a·v), Y = t2·b·conj(v)
-//   ∂ℒ/∂z_k  −= Σ_n (X + conj(Y))        (r is holomorphic in z: ∂r/∂z = −Σ v a² + conj(v) b²)
-// Sums over k accumulate in float64 (there are up to L/2 of them).
+// Backward, with gradients of complex values written as ∂ℒ/∂Re + i·∂ℒ/∂Im and G_mk = ∂ℒ/∂r_mk:
+// a holomorphic term w = f(x) sends G·conj(f'(x)) to x, a term of conj(x) sends conj(G)·f'(conj x).
+//   ∂ℒ/∂v_mn = Σ_k G·conj(a) + conj(G)·b = Σ_k (G_re·P1 + G_im·P3) + i·(G_im·P4 + G_re·P2)
+//   ∂ℒ/∂λ_n  = Σ_k U·conj(a)² + conj(W)·b²,   ∂ℒ/∂z_k = −Σ_n U·conj(a)² + W·conj(b)²
+// with U_nk = Σ_m conj(v_mn)·G_mk and W_nk = Σ_m v_mn·G_mk (r is holomorphic in z).
+// Evaluation points are padded to whole vectors (copies of the last point, zero gradient).
 #include "ssm/kernels/cauchy.h"
 
+#include <algorithm>
 #include <vector>
+
+#include "kernels/cpu/simd_vec.h"
 
 namespace ssm::kernels::cpu {
 
 namespace {
 
+using simd::load;
+using simd::store;
+using simd::Vec;
+
 constexpr int64_t kParallelWork = int64_t{1} << 14;  // H·M·K·N below this runs on one thread
 
-// inv1 = 1/(z − λ_n), inv2 = 1/(z − conj λ_n) for all n.
 template <typename T>
-void reciprocals(T zr, T zi, const T* __restrict lr, const T* __restrict li, int64_t N,
-                 T* __restrict a_re, T* __restrict a_im, T* __restrict b_re, T* __restrict b_im) {
-#pragma omp simd
+struct ChannelScratch {
+  int64_t padded = 0;                // K rounded up to whole vectors
+  std::vector<T> z_re, z_im;         // (padded)
+  std::vector<T> grad_re, grad_im;   // (M, padded), zero beyond K (backward)
+  std::vector<T> recip;              // (N, 4, W): one chunk's P1..P4 or a, b per mode
+  std::vector<T> acc_v, acc_lambda;  // (M, N, 2, W) and (N, 2, W) (backward)
+};
+
+// Copies z of channel h into whole vectors, repeating the last point in the padding.
+template <typename T>
+void pad_points(const CauchyInputs& in, int64_t h, int64_t K, ChannelScratch<T>& s) {
+  constexpr int64_t W = simd::kLanes<T>;
+  s.padded = (K + W - 1) / W * W;
+  s.z_re.resize(s.padded);
+  s.z_im.resize(s.padded);
+  for (int64_t k = 0; k < s.padded; ++k) {
+    const int64_t src = h * K + std::min(k, K - 1);
+    s.z_re[k] = in.z_re.data<T>()[src];
+    s.z_im[k] = in.z_im.data<T>()[src];
+  }
+}
+
+// The reciprocals for the chunk of points at kc, for every mode: a and b (bwd) or P1..P4 (fwd).
+template <typename T, bool kConj, bool kCombined>
+void chunk_reciprocals(const ChannelScratch<T>& s, int64_t kc, const T* lr, const T* li, int64_t N,
+                       T* out) {
+  constexpr int64_t W = simd::kLanes<T>;
+  const Vec<T> zr = load(s.z_re.data() + kc), zi = load(s.z_im.data() + kc);
   for (int64_t n = 0; n < N; ++n) {
-    const T dr = zr - lr[n], d1 = zi - li[n], d2 = zi + li[n];
-    const T s1 = T(1) / (dr * dr + d1 * d1), s2 = T(1) / (dr * dr + d2 * d2);
-    a_re[n] = dr * s1;
-    a_im[n] = -d1 * s1;
-    b_re[n] = dr * s2;
-    b_im[n] = -d2 * s2;
+    const Vec<T> dr = zr - lr[n], d1 = zi - li[n], d2 = zi + li[n];
+    const Vec<T> s1 = T(1) / (dr * dr + d1 * d1), s2 = T(1) / (dr * dr + d2 * d2);
+    const Vec<T> a_re = dr * s1, a_im = -d1 * s1, b_re = dr * s2, b_im = -d2 * s2;
+    T* o = out + n * 4 * W;
+    if constexpr (!kCombined) {
+      store(o, a_re);
+      store(o + W, a_im);
+      store(o + 2 * W, b_re);
+      store(o + 3 * W, b_im);
+    } else if constexpr (kConj) {
+      store(o, a_re + b_re);
+      store(o + W, b_im - a_im);
+      store(o + 2 * W, a_im + b_im);
+      store(o + 3 * W, a_re - b_re);
+    } else {
+      store(o, a_re);
+      store(o + W, -a_im);
+      store(o + 2 * W, a_im);
+      store(o + 3 * W, a_re);
+    }
+  }
+}
+
+// r for G product vectors m0 .. m0+G−1 on one chunk of points; accumulators stay in registers.
+template <typename T, int G>
+void forward_group(const T* __restrict vr, const T* __restrict vi, int64_t N, const T* recip,
+                   Vec<T> (&acc_re)[4], Vec<T> (&acc_im)[4]) {
+  constexpr int64_t W = simd::kLanes<T>;
+  for (int j = 0; j < G; ++j) acc_re[j] = acc_im[j] = Vec<T>{};
+  for (int64_t n = 0; n < N; ++n) {
+    const T* p = recip + n * 4 * W;
+    const Vec<T> p1 = load(p), p2 = load(p + W), p3 = load(p + 2 * W), p4 = load(p + 3 * W);
+#pragma GCC unroll 4
+    for (int j = 0; j < G; ++j) {
+      const T a = vr[j * N + n], b = vi[j * N + n];
+      acc_re[j] += a * p1 + b * p2;
+      acc_im[j] += a * p3 + b * p4;
+    }
   }
 }
 
 template <typename T, bool kConj>
 void forward_channel(const CauchyInputs& in, int64_t h, int64_t M, int64_t N, int64_t K,
-                     std::vector<T>& scratch, T* __restrict out_re, T* __restrict out_im) {
-  T *a_re = scratch.data(), *a_im = a_re + N, *b_re = a_im + N, *b_im = b_re + N;
+                     ChannelScratch<T>& s, T* __restrict out_re, T* __restrict out_im) {
+  constexpr int64_t W = simd::kLanes<T>;
+  pad_points(in, h, K, s);
+  s.recip.resize(N * 4 * W);
   const T* lr = in.lambda_re.data<T>() + h * N;
   const T* li = in.lambda_im.data<T>() + h * N;
-  for (int64_t k = 0; k < K; ++k) {
-    reciprocals(in.z_re.data<T>()[h * K + k], in.z_im.data<T>()[h * K + k], lr, li, N, a_re, a_im,
-                b_re, b_im);
-    for (int64_t m = 0; m < M; ++m) {
-      const T* __restrict vr = in.v_re.data<T>() + (h * M + m) * N;
-      const T* __restrict vi = in.v_im.data<T>() + (h * M + m) * N;
-      T sr = 0, si = 0;
-#pragma omp simd reduction(+ : sr, si)
-      for (int64_t n = 0; n < N; ++n) {
-        sr += vr[n] * a_re[n] - vi[n] * a_im[n];
-        si += vr[n] * a_im[n] + vi[n] * a_re[n];
-        if constexpr (kConj) {  // conj(v)·b
-          sr += vr[n] * b_re[n] + vi[n] * b_im[n];
-          si += vr[n] * b_im[n] - vi[n] * b_re[n];
-        }
+  const T* vr = in.v_re.data<T>() + h * M * N;
+  const T* vi = in.v_im.data<T>() + h * M * N;
+  for (int64_t kc = 0; kc < s.padded; kc += W) {
+    chunk_reciprocals<T, kConj, true>(s, kc, lr, li, N, s.recip.data());
+    for (int64_t m0 = 0; m0 < M; m0 += 4) {
+      const int64_t group = std::min<int64_t>(4, M - m0);
+      Vec<T> acc_re[4], acc_im[4];
+      const T *gvr = vr + m0 * N, *gvi = vi + m0 * N;
+      switch (group) {
+        case 1:
+          forward_group<T, 1>(gvr, gvi, N, s.recip.data(), acc_re, acc_im);
+          break;
+        case 2:
+          forward_group<T, 2>(gvr, gvi, N, s.recip.data(), acc_re, acc_im);
+          break;
+        case 3:
+          forward_group<T, 3>(gvr, gvi, N, s.recip.data(), acc_re, acc_im);
+          break;
+        default:
+          forward_group<T, 4>(gvr, gvi, N, s.recip.data(), acc_re, acc_im);
+          break;
       }
-      out_re[(h * M + m) * K + k] = sr;
-      out_im[(h * M + m) * K + k] = si;
+      const int64_t keep = std::min(W, K - kc);
+      for (int64_t j = 0; j < group; ++j)
+        for (int64_t lane = 0; lane < keep; ++lane) {
+          out_re[(h * M + m0 + j) * K + kc + lane] = acc_re[j][lane];
+          out_im[(h * M + m0 + j) * K + kc + lane] = acc_im[j][lane];
+        }
     }
   }
 }
 
 template <typename T, bool kConj>
 void backward_channel(const CauchyInputs& in, const T* grad_re, const T* grad_im, int64_t h,
-                      int64_t M, int64_t N, int64_t K, std::vector<T>& scratch,
-                      std::vector<double>& acc, const CauchyGrads& out) {
-  T *a_re = scratch.data(), *a_im = a_re + N, *b_re = a_im + N, *b_im = b_re + N;
-  acc.assign(2 * M * N + 2 * N, 0.0);
-  double *gv_re = acc.data(), *gv_im = gv_re + M * N, *gl_re = gv_im + M * N, *gl_im = gl_re + N;
+                      int64_t M, int64_t N, int64_t K, ChannelScratch<T>& s,
+                      const CauchyGrads& out) {
+  constexpr int64_t W = simd::kLanes<T>;
+  pad_points(in, h, K, s);
+  const int64_t Kp = s.padded;
+  s.grad_re.assign(M * Kp, T(0));
+  s.grad_im.assign(M * Kp, T(0));
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t k = 0; k < K; ++k) {
+      s.grad_re[m * Kp + k] = grad_re[(h * M + m) * K + k];
+      s.grad_im[m * Kp + k] = grad_im[(h * M + m) * K + k];
+    }
+  s.recip.resize(N * 4 * W);
+  s.acc_v.assign(M * N * 2 * W, T(0));
+  s.acc_lambda.assign(N * 2 * W, T(0));
   const T* lr = in.lambda_re.data<T>() + h * N;
   const T* li = in.lambda_im.data<T>() + h * N;
-  for (int64_t k = 0; k < K; ++k) {
-    reciprocals(in.z_re.data<T>()[h * K + k], in.z_im.data<T>()[h * K + k], lr, li, N, a_re, a_im,
-                b_re, b_im);
-    double gz_re = 0, gz_im = 0;
-    for (int64_t m = 0; m < M; ++m) {
-      const T Gr = grad_re[(h * M + m) * K + k], Gi = grad_im[(h * M + m) * K + k];
-      const T* __restrict vr = in.v_re.data<T>() + (h * M + m) * N;
-      const T* __restrict vi = in.v_im.data<T>() + (h * M + m) * N;
-      double* __restrict gvr = gv_re + m * N;
-      double* __restrict gvi = gv_im + m * N;
-      T zr_acc = 0, zi_acc = 0;
-#pragma omp simd reduction(+ : zr_acc, zi_acc)
-      for (int64_t n = 0; n < N; ++n) {
-        // t1 = G·conj(a); X = t1·conj(a·v)
-        const T t1r = Gr * a_re[n] + Gi * a_im[n], t1i = Gi * a_re[n] - Gr * a_im[n];
-        const T avr = a_re[n] * vr[n] - a_im[n] * vi[n], avi = a_re[n] * vi[n] + a_im[n] * vr[n];
-        const T Xr = t1r * avr + t1i * avi, Xi = t1i * avr - t1r * avi;
-        T dvr = t1r, dvi = t1i, dlr = Xr, dli = Xi;
-        zr_acc -= Xr;
-        zi_acc -= Xi;
-        if constexpr (kConj) {
-          // t2 = conj(G)·b; Y = t2·(b·conj(v))
-          const T t2r = Gr * b_re[n] + Gi * b_im[n], t2i = Gr * b_im[n] - Gi * b_re[n];
-          const T bvr = b_re[n] * vr[n] + b_im[n] * vi[n], bvi = b_im[n] * vr[n] - b_re[n] * vi[n];
-          const T Yr = t2r * bvr - t2i * bvi, Yi = t2r * bvi + t2i * bvr;
-          dvr += t2r;
-          dvi += t2i;
-          dlr += Yr;
-          dli += Yi;
-          zr_acc -= Yr;  // conj(Y)
-          zi_acc += Yi;
-        }
-        gvr[n] += dvr;
-        gvi[n] += dvi;
-        gl_re[n] += dlr;
-        gl_im[n] += dli;
+  const T* vr = in.v_re.data<T>() + h * M * N;
+  const T* vi = in.v_im.data<T>() + h * M * N;
+  for (int64_t kc = 0; kc < Kp; kc += W) {
+    chunk_reciprocals<T, kConj, false>(s, kc, lr, li, N, s.recip.data());
+    Vec<T> gz_re{}, gz_im{};
+    for (int64_t n = 0; n < N; ++n) {
+      const T* rp = s.recip.data() + n * 4 * W;
+      const Vec<T> a_re = load(rp), a_im = load(rp + W);
+      Vec<T> b_re{}, b_im{}, p1 = a_re, p2 = -a_im, p3 = a_im, p4 = a_re;
+      if constexpr (kConj) {
+        b_re = load(rp + 2 * W);
+        b_im = load(rp + 3 * W);
+        p1 = a_re + b_re;
+        p2 = b_im - a_im;
+        p3 = a_im + b_im;
+        p4 = a_re - b_re;
       }
-      gz_re += zr_acc;
-      gz_im += zi_acc;
+      // S1 = Σ v_re G_re, S2 = Σ v_im G_im, S3 = Σ v_re G_im, S4 = Σ v_im G_re over m.
+      Vec<T> S1{}, S2{}, S3{}, S4{};
+      for (int64_t m = 0; m < M; ++m) {
+        const Vec<T> Gr = load(s.grad_re.data() + m * Kp + kc);
+        const Vec<T> Gi = load(s.grad_im.data() + m * Kp + kc);
+        const T a = vr[m * N + n], b = vi[m * N + n];
+        S1 += a * Gr;
+        S2 += b * Gi;
+        S3 += a * Gi;
+        S4 += b * Gr;
+        T* av = s.acc_v.data() + (m * N + n) * 2 * W;
+        store(av, load(av) + Gr * p1 + Gi * p3);
+        store(av + W, load(av + W) + Gi * p4 + Gr * p2);
+      }
+      const Vec<T> U_re = S1 + S2, U_im = S3 - S4;
+      // conj(a)² = (a_re² − a_im², −2·a_re·a_im)
+      const Vec<T> ca2_re = a_re * a_re - a_im * a_im, ca2_im = T(-2) * a_re * a_im;
+      Vec<T> tl_re = U_re * ca2_re - U_im * ca2_im, tl_im = U_re * ca2_im + U_im * ca2_re;
+      Vec<T> tz_re = tl_re, tz_im = tl_im;
+      if constexpr (kConj) {
+        const Vec<T> W_re = S1 - S2, W_im = S3 + S4;
+        const Vec<T> b2_re = b_re * b_re - b_im * b_im, b2_im = T(2) * b_re * b_im;  // b²
+        // λ: + conj(W)·b²;  z: + W·conj(b²)
+        tl_re += W_re * b2_re + W_im * b2_im;
+        tl_im += W_re * b2_im - W_im * b2_re;
+        tz_re += W_re * b2_re + W_im * b2_im;
+        tz_im += W_im * b2_re - W_re * b2_im;
+      }
+      T* al = s.acc_lambda.data() + n * 2 * W;
+      store(al, load(al) + tl_re);
+      store(al + W, load(al + W) + tl_im);
+      gz_re -= tz_re;
+      gz_im -= tz_im;
     }
-    out.z_re.data<T>()[h * K + k] = static_cast<T>(gz_re);
-    out.z_im.data<T>()[h * K + k] = static_cast<T>(gz_im);
+    const int64_t keep = std::min(W, K - kc);
+    for (int64_t lane = 0; lane < keep; ++lane) {
+      out.z_re.data<T>()[h * K + kc + lane] = gz_re[lane];
+      out.z_im.data<T>()[h * K + kc + lane] = gz_im[lane];
+    }
   }
   for (int64_t i = 0; i < M * N; ++i) {
-    out.v_re.data<T>()[h * M * N + i] = static_cast<T>(gv_re[i]);
-    out.v_im.data<T>()[h * M * N + i] = static_cast<T>(gv_im[i]);
+    out.v_re.data<T>()[h * M * N + i] = simd::sum_lanes<T>(load(s.acc_v.data() + i * 2 * W));
+    out.v_im.data<T>()[h * M * N + i] = simd::sum_lanes<T>(load(s.acc_v.data() + i * 2 * W + W));
   }
   for (int64_t n = 0; n < N; ++n) {
-    out.lambda_re.data<T>()[h * N + n] = static_cast<T>(gl_re[n]);
-    out.lambda_im.data<T>()[h * N + n] = static_cast<T>(gl_im[n]);
+    out.lambda_re.data<T>()[h * N + n] = simd::sum_lanes<T>(load(s.acc_lambda.data() + n * 2 * W));
+    out.lambda_im.data<T>()[h * N + n] =
+        simd::sum_lanes<T>(load(s.acc_lambda.data() + n * 2 * W + W));
   }
 }
 
@@ -133,7 +236,7 @@ void forward_all(const CauchyInputs& in, int64_t H, int64_t M, int64_t N, int64_
   T* im = out.im.data<T>();
 #pragma omp parallel if (H * M * N * K >= kParallelWork)
   {
-    std::vector<T> scratch(4 * N);
+    ChannelScratch<T> scratch;
 #pragma omp for schedule(static)
     for (int64_t h = 0; h < H; ++h) {
       if (in.conjugate_pairs)
@@ -149,14 +252,13 @@ void backward_all(const CauchyInputs& in, const T* grad_re, const T* grad_im, in
                   int64_t N, int64_t K, const CauchyGrads& out) {
 #pragma omp parallel if (H * M * N * K >= kParallelWork)
   {
-    std::vector<T> scratch(4 * N);
-    std::vector<double> acc;
+    ChannelScratch<T> scratch;
 #pragma omp for schedule(static)
     for (int64_t h = 0; h < H; ++h) {
       if (in.conjugate_pairs)
-        backward_channel<T, true>(in, grad_re, grad_im, h, M, N, K, scratch, acc, out);
+        backward_channel<T, true>(in, grad_re, grad_im, h, M, N, K, scratch, out);
       else
-        backward_channel<T, false>(in, grad_re, grad_im, h, M, N, K, scratch, acc, out);
+        backward_channel<T, false>(in, grad_re, grad_im, h, M, N, K, scratch, out);
     }
   }
 }

@@ -25,8 +25,9 @@
 #include <array>
 #include <cmath>
 #include <complex>
-#include <cstring>
 #include <vector>
+
+#include "kernels/cpu/simd_vec.h"
 
 namespace ssm {
 
@@ -98,40 +99,15 @@ Mode make_mode(double dt, double a_re_log, double a_im, complexd B, complexd C, 
   return m;
 }
 
-// 256-bit vectors of scalar_t (GCC/Clang vector extension). The block loops below keep their
-// accumulators in such variables: written as arrays, the compiler spills them to the stack on
-// every iteration and the loops become store-bound.
-// (The attribute only applies to concrete types, hence the typedefs and the trait.)
-typedef float Float8 __attribute__((vector_size(32)));
-typedef double Double4 __attribute__((vector_size(32)));
+// Register-blocking width: four 256-bit vectors (32 floats or 16 doubles).
 template <typename scalar_t>
-struct VecOf;
-template <>
-struct VecOf<float> {
-  using type = Float8;
-};
-template <>
-struct VecOf<double> {
-  using type = Double4;
-};
+using Vec = simd::Vec<scalar_t>;
 template <typename scalar_t>
-using Vec = typename VecOf<scalar_t>::type;
+constexpr int64_t kLanes = simd::kLanes<scalar_t>;
 template <typename scalar_t>
-constexpr int64_t kLanes = 32 / static_cast<int64_t>(sizeof(scalar_t));
-template <typename scalar_t>
-constexpr int64_t kChunk = 4 * kLanes<scalar_t>;  // four vectors: 32 floats or 16 doubles
-
-template <typename scalar_t>
-inline Vec<scalar_t> load(const scalar_t* p) {
-  static_assert(sizeof(Vec<scalar_t>) == 32);
-  Vec<scalar_t> v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-template <typename scalar_t>
-inline void store(scalar_t* p, Vec<scalar_t> v) {
-  std::memcpy(p, &v, sizeof v);
-}
+constexpr int64_t kChunk = 4 * kLanes<scalar_t>;
+using simd::load;
+using simd::store;
 
 // Per-thread scratch for one channel. Modes are stored in order of decreasing lifetime
 // (`live`), so the modes still alive at step l₀ are always a prefix.
