@@ -1,0 +1,143 @@
+#pragma once
+// Numeric helpers shared by the selective-scan and SSD CPU kernels, all written so that a
+// `#pragma omp simd` loop around them becomes SIMD code.
+//
+// vexp: libm's exp is an opaque scalar call unless the build uses -ffast-math, which would
+// stop the compiler from vectorising the state loops (one exp per state element and step is
+// the dominant cost of a selective scan). This exp is written with plain arithmetic and bit
+// operations only, so a `#pragma omp simd` loop around it becomes SIMD code:
+//   exp(x) = 2^k · exp(r),  k = round(x · log2 e),  r = x − k · ln 2 (|r| ≤ ln2 / 2),
+// with exp(r) from its Taylor series (degree 7 for float, 13 for double: truncation error
+// below half an ulp) and 2^k built directly in the exponent bits.
+#include <bit>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <utility>
+
+namespace ssm::kernels::cpu::detail {
+
+template <typename T>
+struct ExpTraits;
+
+template <>
+struct ExpTraits<float> {
+  using Bits = int32_t;
+  static constexpr int kMantissaBits = 23;
+  static constexpr Bits kExponentBias = 127;
+  static constexpr float kShifter = 12582912.0f;  // 1.5·2^23: x + kShifter rounds x to an integer
+  static constexpr float kLowest = -87.0f;        // below: the result would be subnormal → 0
+  static constexpr float kHighest = 88.0f;        // above: overflow → +inf
+  static constexpr int kDegree = 7;
+};
+
+template <>
+struct ExpTraits<double> {
+  using Bits = int64_t;
+  static constexpr int kMantissaBits = 52;
+  static constexpr Bits kExponentBias = 1023;
+  static constexpr double kShifter = 6755399441055744.0;  // 1.5·2^52
+  static constexpr double kLowest = -708.0;
+  static constexpr double kHighest = 709.0;
+  static constexpr int kDegree = 13;
+};
+
+// Horner evaluation of Σ_{i=0..kDegree} r^i / i!, unrolled at compile time.
+template <typename T, int kK>
+inline constexpr T kInverseFactorial = [] {
+  double f = 1.0;
+  for (int i = 2; i <= kK; ++i) f *= i;
+  return static_cast<T>(1.0 / f);
+}();
+
+template <typename T, int kDegree, int... kI>
+[[gnu::always_inline]] inline T exp_taylor(T r, std::integer_sequence<int, kI...>) {
+  T p = kInverseFactorial<T, kDegree>;
+  // kI = 0..kDegree−1; visit the coefficients from degree kDegree−1 down to 0.
+  ((p = p * r + kInverseFactorial<T, kDegree - 1 - kI>), ...);
+  return p;
+}
+
+// Maps a float's bit pattern to an integer whose order is the float's order (for non-NaN
+// values); applying it twice gives the bits back.
+template <typename Bits>
+[[gnu::always_inline]] inline Bits ordered_key(Bits bits) {
+  constexpr Bits kMagnitude = std::numeric_limits<Bits>::max();
+  const Bits negative = -static_cast<Bits>(bits < 0);  // all ones for negative floats
+  return bits ^ (negative & kMagnitude);
+}
+
+// exp(x), vectorisable. Accurate to a few ulp on [kLowest, kHighest]; returns 0 below that
+// range (true value < 1.7e-38 for float, < 3.3e-308 for double), +inf above, NaN for NaN.
+//
+// Range checks use integer compares and the results are combined with bit masks: a floating
+// compare or a select on the result lets GCC move the polynomial into a branch, and with
+// -ftrapping-math (the default) it then refuses to if-convert the loop back to SIMD code.
+template <typename T>
+[[gnu::always_inline]] inline T vexp(T x) {
+  using Tr = ExpTraits<T>;
+  using Bits = typename Tr::Bits;
+  // ln 2 split in two: the high part has 16 significant bits, so k · kLn2Hi is exact.
+  constexpr T kLn2Hi = static_cast<T>(0.693145751953125);
+  constexpr T kLn2Lo = static_cast<T>(1.42860682030941723212e-6);
+  constexpr T kLog2e = static_cast<T>(1.4426950408889634074);
+  constexpr Bits kInfBits = std::bit_cast<Bits>(std::numeric_limits<T>::infinity());
+  const Bits key_lowest = ordered_key(std::bit_cast<Bits>(Tr::kLowest));
+  const Bits key_highest = ordered_key(std::bit_cast<Bits>(Tr::kHighest));
+
+  const Bits x_bits = std::bit_cast<Bits>(x);
+  const Bits key = ordered_key(x_bits);
+  const Bits below = -static_cast<Bits>(key < key_lowest);
+  const Bits above = -static_cast<Bits>(key > key_highest);
+  const Bits is_nan = -static_cast<Bits>((x_bits & std::numeric_limits<Bits>::max()) > kInfBits);
+  const Bits clamped_key = key < key_lowest ? key_lowest : (key > key_highest ? key_highest : key);
+  const T xc = std::bit_cast<T>(ordered_key(clamped_key));
+
+  const T shifted = xc * kLog2e + Tr::kShifter;
+  const T k = shifted - Tr::kShifter;  // round(xc · log2 e) as a float
+  // The low mantissa bits of `shifted` hold k as a two's-complement integer.
+  const Bits k_int = std::bit_cast<Bits>(shifted) - std::bit_cast<Bits>(Tr::kShifter);
+  const T r = (xc - k * kLn2Hi) - k * kLn2Lo;
+  const T p = exp_taylor<T, Tr::kDegree>(r, std::make_integer_sequence<int, Tr::kDegree>());
+  const T scale = std::bit_cast<T>((k_int + Tr::kExponentBias) << Tr::kMantissaBits);
+  const Bits result = std::bit_cast<Bits>(p * scale);
+  return std::bit_cast<T>((result & ~(below | above | is_nan)) | (above & kInfBits) |
+                          (is_nan & x_bits));
+}
+
+// log(1 + t) for t in [0, 1], vectorisable: with s = t / (2 + t) ∈ [0, 1/3],
+// log(1 + t) = 2·atanh(s) = 2·(s + s³/3 + s⁵/5 + …). No cancellation for small t, and the
+// series converges geometrically (s² ≤ 1/9): 8 terms for float, 17 for double.
+template <typename T, int kTerms, int... kI>
+[[gnu::always_inline]] inline T atanh_series(T s2, std::integer_sequence<int, kI...>) {
+  T p = T(1) / T(2 * kTerms - 1);
+  // kI = 0..kTerms−2: the coefficients 1/(2i+1) for i = kTerms−2 down to 0.
+  ((p = p * s2 + T(1) / T(2 * (kTerms - 2 - kI) + 1)), ...);
+  return p;
+}
+
+template <typename T>
+[[gnu::always_inline]] inline T vlog1p_unit(T t) {
+  constexpr int kTerms = sizeof(T) == 4 ? 8 : 17;
+  const T s = t / (T(2) + t);
+  return T(2) * s * atanh_series<T, kTerms>(s * s, std::make_integer_sequence<int, kTerms - 1>());
+}
+
+// softplus(x) = log(1 + e^x) = max(x, 0) + log1p(e^−|x|), vectorisable, no overflow.
+template <typename T>
+[[gnu::always_inline]] inline T vsoftplus(T x) {
+  using Bits = typename ExpTraits<T>::Bits;
+  const Bits bits = std::bit_cast<Bits>(x);
+  const Bits negative = -static_cast<Bits>(bits < 0);
+  const T abs_x = std::bit_cast<T>(bits & std::numeric_limits<Bits>::max());
+  const T positive_part = std::bit_cast<T>(bits & ~negative);
+  return positive_part + vlog1p_unit(vexp(-abs_x));
+}
+
+// σ(x) = 1 / (1 + e^−x), vectorisable (e^−x overflows to +inf for very negative x: σ = 0).
+template <typename T>
+[[gnu::always_inline]] inline T vsigmoid(T x) {
+  return T(1) / (T(1) + vexp(-x));
+}
+
+}  // namespace ssm::kernels::cpu::detail
