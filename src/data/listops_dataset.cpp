@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 
 #include "ssm/core/error.h"
 
@@ -15,34 +16,53 @@ namespace {
 
 constexpr std::string_view kHeader = "Source\tTarget";
 
-// Writes `text` to path.tmp, then renames it over `path`.
-void write_text_atomically(const std::string& path, const std::string& text, const char* what) {
-  const std::string tmp = path + ".tmp";
-  FILE* f = std::fopen(tmp.c_str(), "wb");
-  SSM_CHECK(f != nullptr, "{}: cannot create '{}': {}", what, tmp, std::strerror(errno));
-  const size_t wrote = std::fwrite(text.data(), 1, text.size(), f);
-  const bool ok = wrote == text.size() && std::fflush(f) == 0;
-  const int err = errno;
-  const bool closed = std::fclose(f) == 0;
-  if (!ok || !closed) {
-    std::remove(tmp.c_str());
-    SSM_FAIL("{}: writing '{}' failed: {}", what, tmp, std::strerror(err));
+// Writes a file as path.tmp and renames it over `path` on commit(), so the file is either
+// complete or absent; without commit() (an error on the way) the temporary is removed.
+class TextFileWriter {
+ public:
+  TextFileWriter(const std::string& path, const char* what)
+      : path_(path), tmp_(path + ".tmp"), what_(what) {
+    f_ = std::fopen(tmp_.c_str(), "wb");
+    SSM_CHECK(f_ != nullptr, "{}: cannot create '{}': {}", what_, tmp_, std::strerror(errno));
   }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  SSM_CHECK(!ec, "{}: renaming '{}' to '{}' failed: {}", what, tmp, path, ec.message());
-}
+  ~TextFileWriter() {
+    if (f_) std::fclose(f_);
+    if (!committed_) std::remove(tmp_.c_str());
+  }
+  TextFileWriter(const TextFileWriter&) = delete;
+  TextFileWriter& operator=(const TextFileWriter&) = delete;
 
-std::string read_text(const std::string& path, const char* what) {
+  void write(std::string_view text) {
+    SSM_CHECK(std::fwrite(text.data(), 1, text.size(), f_) == text.size(),
+              "{}: writing '{}' failed: {}", what_, tmp_, std::strerror(errno));
+  }
+  void commit() {
+    const bool flushed = std::fflush(f_) == 0;
+    const int err = errno;
+    const bool closed = std::fclose(f_) == 0;
+    f_ = nullptr;
+    SSM_CHECK(flushed && closed, "{}: writing '{}' failed: {}", what_, tmp_, std::strerror(err));
+    std::error_code ec;
+    fs::rename(tmp_, path_, ec);
+    SSM_CHECK(!ec, "{}: renaming '{}' to '{}' failed: {}", what_, tmp_, path_, ec.message());
+    committed_ = true;
+  }
+
+ private:
+  std::string path_, tmp_;
+  const char* what_;
+  FILE* f_ = nullptr;
+  bool committed_ = false;
+};
+
+std::string read_small_text(const std::string& path, const char* what) {
   FILE* f = std::fopen(path.c_str(), "rb");
   SSM_CHECK(f != nullptr, "{}: cannot open '{}': {}", what, path, std::strerror(errno));
   std::string text;
-  char buf[1 << 16];
+  char buf[4096];
   size_t got;
   while ((got = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, got);
-  const bool failed = std::ferror(f);
   std::fclose(f);
-  SSM_CHECK(!failed, "{}: reading '{}' failed", what, path);
   return text;
 }
 
@@ -68,12 +88,10 @@ void write_listops_tsv(const std::string& path, const std::vector<ListOpsExample
   std::string with_space[kListOpsVocabSize];
   for (int t = 0; t < kListOpsVocabSize; ++t)
     with_space[t] = std::string(listops_token_text(static_cast<uint8_t>(t))) + ' ';
-  size_t bytes = kHeader.size() + 1;
-  for (const auto& e : examples) bytes += e.tokens.size() * 3 + 4;
-  std::string text;
-  text.reserve(bytes);
-  text += kHeader;
+  TextFileWriter out(path, "write_listops_tsv");
+  std::string text(kHeader);
   text += '\n';
+  constexpr size_t kFlushBytes = 1 << 22;  // stream in pieces: the train split is ~240 MB
   for (const auto& e : examples) {
     SSM_CHECK(e.target >= 0 && e.target <= 9 && !e.tokens.empty(),
               "write_listops_tsv: '{}': example {} expected tokens and a target in 0-9, got {} "
@@ -88,40 +106,64 @@ void write_listops_tsv(const std::string& path, const std::vector<ListOpsExample
     text.back() = '\t';
     text += static_cast<char>('0' + e.target);
     text += '\n';
+    if (text.size() >= kFlushBytes) {
+      out.write(text);
+      text.clear();
+    }
   }
-  write_text_atomically(path, text, "write_listops_tsv");
+  out.write(text);
+  out.commit();
 }
 
+namespace {
+
+// Parses one non-empty line `Source<TAB>Target` into an example.
+ListOpsExample parse_tsv_line(std::string_view line, const std::string& path, int64_t line_no) {
+  const size_t tab = line.rfind('\t');
+  SSM_CHECK(tab != std::string_view::npos,
+            "read_listops_tsv: '{}' line {}: expected 'Source<TAB>Target'", path, line_no);
+  const std::string_view target = line.substr(tab + 1);
+  SSM_CHECK(target.size() == 1 && target[0] >= '0' && target[0] <= '9',
+            "read_listops_tsv: '{}' line {}: target expected a digit 0-9, got '{}'", path, line_no,
+            target);
+  ListOpsExample e;
+  try {
+    e.tokens = listops_from_text(line.substr(0, tab));
+  } catch (const Error& err) {
+    SSM_FAIL("read_listops_tsv: '{}' line {}: {}", path, line_no, err.what());
+  }
+  SSM_CHECK(!e.tokens.empty(), "read_listops_tsv: '{}' line {}: empty expression", path, line_no);
+  e.target = target[0] - '0';
+  return e;
+}
+
+}  // namespace
+
 std::vector<ListOpsExample> read_listops_tsv(const std::string& path) {
-  const std::string text = read_text(path, "read_listops_tsv");
+  FILE* f = std::fopen(path.c_str(), "rb");
+  SSM_CHECK(f != nullptr, "read_listops_tsv: cannot open '{}': {}", path, std::strerror(errno));
+  std::unique_ptr<FILE, int (*)(FILE*)> closer(f, std::fclose);
   std::vector<ListOpsExample> out;
-  size_t pos = 0;
+  // Read in pieces and parse every complete line, keeping the unfinished tail for the next.
+  std::string buffer;
+  std::vector<char> chunk(1 << 22);
   int64_t line_no = 0;
-  while (pos < text.size()) {
-    size_t end = text.find('\n', pos);
-    if (end == std::string::npos) end = text.size();
-    std::string_view line(text.data() + pos, end - pos);
-    pos = end + 1;
-    ++line_no;
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (line.empty()) continue;
-    if (line_no == 1 && line == kHeader) continue;
-    const size_t tab = line.rfind('\t');
-    SSM_CHECK(tab != std::string_view::npos,
-              "read_listops_tsv: '{}' line {}: expected 'Source<TAB>Target'", path, line_no);
-    const std::string_view target = line.substr(tab + 1);
-    SSM_CHECK(target.size() == 1 && target[0] >= '0' && target[0] <= '9',
-              "read_listops_tsv: '{}' line {}: target expected a digit 0-9, got '{}'", path,
-              line_no, target);
-    ListOpsExample e;
-    try {
-      e.tokens = listops_from_text(line.substr(0, tab));
-    } catch (const Error& err) {
-      SSM_FAIL("read_listops_tsv: '{}' line {}: {}", path, line_no, err.what());
+  bool at_end = false;
+  while (!at_end) {
+    const size_t got = std::fread(chunk.data(), 1, chunk.size(), f);
+    SSM_CHECK(!std::ferror(f), "read_listops_tsv: reading '{}' failed", path);
+    buffer.append(chunk.data(), got);
+    at_end = got < chunk.size();
+    if (at_end && !buffer.empty() && buffer.back() != '\n') buffer += '\n';
+    size_t pos = 0;
+    for (size_t nl; (nl = buffer.find('\n', pos)) != std::string::npos; pos = nl + 1) {
+      std::string_view line(buffer.data() + pos, nl - pos);
+      ++line_no;
+      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+      if (line.empty() || (line_no == 1 && line == kHeader)) continue;
+      out.push_back(parse_tsv_line(line, path, line_no));
     }
-    SSM_CHECK(!e.tokens.empty(), "read_listops_tsv: '{}' line {}: empty expression", path, line_no);
-    e.target = target[0] - '0';
-    out.push_back(std::move(e));
+    buffer.erase(0, pos);
   }
   return out;
 }
@@ -133,7 +175,7 @@ ListOpsFiles ensure_listops_files(const std::string& cache_dir, const ListOpsOpt
                      (dir / "test.tsv").string()};
   // options.txt is written last: its presence (with matching content) marks a complete cache.
   const fs::path stamp = dir / "options.txt";
-  if (fs::exists(stamp) && read_text(stamp.string(), "ensure_listops_files") == key + "\n" &&
+  if (fs::exists(stamp) && read_small_text(stamp.string(), "ensure_listops_files") == key + "\n" &&
       fs::exists(files.train) && fs::exists(files.val) && fs::exists(files.test))
     return files;
   std::error_code ec;
@@ -143,7 +185,9 @@ ListOpsFiles ensure_listops_files(const std::string& cache_dir, const ListOpsOpt
   write_listops_tsv(files.train, splits.train);
   write_listops_tsv(files.val, splits.val);
   write_listops_tsv(files.test, splits.test);
-  write_text_atomically(stamp.string(), key + "\n", "ensure_listops_files");
+  TextFileWriter stamp_file(stamp.string(), "ensure_listops_files");
+  stamp_file.write(key + "\n");
+  stamp_file.commit();
   return files;
 }
 

@@ -185,6 +185,25 @@ TEST(ListOps, TsvRoundTripAndErrors) {
     EXPECT_EQ(back[i].tokens, s.val[i].tokens);
     EXPECT_EQ(back[i].target, s.val[i].target);
   }
+  // A file larger than the reader's 4 MiB chunks: lines cross chunk boundaries.
+  ListOpsOptions big = small_options(9);
+  big.num_train = 5000;
+  const ListOpsSplits many = generate_listops(big);
+  const std::string big_path = (dir / "train.tsv").string();
+  write_listops_tsv(big_path, many.train);
+  ASSERT_GT(fs::file_size(big_path), 8u << 20);
+  const auto many_back = read_listops_tsv(big_path);
+  ASSERT_EQ(many_back.size(), many.train.size());
+  size_t mismatches = 0;
+  for (size_t i = 0; i < many_back.size(); ++i)
+    mismatches +=
+        many_back[i].tokens != many.train[i].tokens || many_back[i].target != many.train[i].target;
+  EXPECT_EQ(mismatches, 0u);
+  // A last line without a newline still counts.
+  const std::string no_newline = (dir / "no_newline.tsv").string();
+  std::ofstream(no_newline) << "Source\tTarget\n[MIN 2 9 ]\t2";
+  ASSERT_EQ(read_listops_tsv(no_newline).size(), 1u);
+  EXPECT_EQ(read_listops_tsv(no_newline)[0].target, 2);
   // An LRA-style file (parentheses, CRLF) reads too.
   const std::string lra = (dir / "lra.tsv").string();
   std::ofstream(lra) << "Source\tTarget\r\n( ( [MAX 2 ) 9 ) ]\t9\r\n";
