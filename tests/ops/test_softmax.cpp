@@ -54,6 +54,12 @@ TEST(Softmax, RowsSumToOneAndLargeLogitsStayFinite) {
   Tensor small = Tensor::from_vector({0, 1, 2, 0, -1, -2}, {2, 3}, DType::F64);
   EXPECT_LT(rel_error(softmax(big), softmax(small)), 1e-15);
   EXPECT_LT(rel_error(log_softmax(big.to(DType::F32)), log_softmax(small).to(DType::F32)), 1e-6);
+  // NaN stays visible in its own row (and only there) rather than being silently dropped.
+  Tensor with_nan = random({2, 5}, DType::F32, 10);
+  with_nan.set({1, 3}, NAN);
+  Tensor q = softmax(with_nan);
+  EXPECT_TRUE(std::isnan(q.at({1, 0})));
+  EXPECT_FALSE(std::isnan(q.at({0, 0})));
   Tensor p = softmax(random({7, 33}, DType::F32, 4));
   for (int64_t r = 0; r < 7; ++r) {
     double s = 0;

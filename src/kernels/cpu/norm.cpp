@@ -2,6 +2,7 @@
 
 #include <omp.h>
 
+#include <Eigen/Core>
 #include <cmath>
 #include <vector>
 
@@ -38,9 +39,13 @@ std::vector<double> for_rows_summing_columns(int64_t rows, int64_t width, int64_
   return total;
 }
 
+// out = σ(z) = 1 / (1 + exp(−z)) over n values, through Eigen's vectorised exp (std::exp
+// would leave the loop scalar: ~5× slower in float32).
 template <typename T>
-T sigmoid(T v) {
-  return T(1) / (T(1) + std::exp(-v));
+void sigmoid(const T* z, T* out, int64_t n) {
+  using Vec = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
+  using ConstVec = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
+  Vec(out, n) = (T(1) + (-ConstVec(z, n)).exp()).inverse();
 }
 
 }  // namespace
@@ -135,7 +140,9 @@ void rms_norm_fwd(const T* x_all, const T* z_all, const T* w, T* y_all, double* 
       // u = x ⊙ SiLU(z), kept in y until the group's scale is known.
       if (z_all) {
         const T* __restrict z = z_all + base;
-        for (int64_t d = 0; d < group; ++d) y[d] = x[d] * z[d] * sigmoid(z[d]);
+        sigmoid(z, y, group);
+#pragma omp simd
+        for (int64_t d = 0; d < group; ++d) y[d] = x[d] * z[d] * y[d];
       } else {
         for (int64_t d = 0; d < group; ++d) y[d] = x[d];
       }
@@ -175,10 +182,9 @@ void rms_norm_bwd(const T* dy_all, const T* x_all, const T* z_all, const T* w, c
       const T* __restrict wg = w ? w + k * group : nullptr;
       const T rs = static_cast<T>(rstd[r * groups + k]);
       if (z) {
-        for (int64_t d = 0; d < group; ++d) {
-          sig[d] = sigmoid(z[d]);
-          u[d] = x[d] * z[d] * sig[d];
-        }
+        sigmoid(z, sig, group);
+#pragma omp simd
+        for (int64_t d = 0; d < group; ++d) u[d] = x[d] * z[d] * sig[d];
       } else {
         for (int64_t d = 0; d < group; ++d) u[d] = x[d];
       }
@@ -193,18 +199,28 @@ void rms_norm_bwd(const T* dy_all, const T* x_all, const T* z_all, const T* w, c
 #pragma omp simd reduction(+ : dot)
       for (int64_t d = 0; d < group; ++d) dot += (dy[d] * (wg ? wg[d] : T(1))) * (u[d] * rs);
       const T mean_dot = static_cast<T>(dot / group);
-      T* __restrict dx = dx_all ? dx_all + base : nullptr;
-      T* __restrict dz = dz_all ? dz_all + base : nullptr;
-      for (int64_t d = 0; d < group; ++d) {
-        const T g = dy[d] * (wg ? wg[d] : T(1));
-        const T du = rs * (g - u[d] * rs * mean_dot);
-        if (!z) {
-          dx[d] = du;
-          continue;
-        }
-        // u = x · z · σ(z): ∂u/∂x = SiLU(z), ∂u/∂z = x · σ(z) · (1 + z · (1 − σ(z))).
-        if (dx) dx[d] = du * z[d] * sig[d];
-        if (dz) dz[d] = du * x[d] * sig[d] * (T(1) + z[d] * (T(1) - sig[d]));
+      if (!z) {  // no gate: dx = du
+        T* __restrict dx = dx_all + base;
+#pragma omp simd
+        for (int64_t d = 0; d < group; ++d)
+          dx[d] = rs * (dy[d] * (wg ? wg[d] : T(1)) - u[d] * rs * mean_dot);
+        continue;
+      }
+      // du overwrites u in place (each u[d] is last read here).
+#pragma omp simd
+      for (int64_t d = 0; d < group; ++d)
+        u[d] = rs * (dy[d] * (wg ? wg[d] : T(1)) - u[d] * rs * mean_dot);
+      // u = x · z · σ(z): ∂u/∂x = SiLU(z), ∂u/∂z = x · σ(z) · (1 + z · (1 − σ(z))).
+      if (dx_all) {
+        T* __restrict dx = dx_all + base;
+#pragma omp simd
+        for (int64_t d = 0; d < group; ++d) dx[d] = u[d] * z[d] * sig[d];
+      }
+      if (dz_all) {
+        T* __restrict dz = dz_all + base;
+#pragma omp simd
+        for (int64_t d = 0; d < group; ++d)
+          dz[d] = u[d] * x[d] * sig[d] * (T(1) + z[d] * (T(1) - sig[d]));
       }
     }
   };
