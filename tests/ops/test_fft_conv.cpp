@@ -59,8 +59,8 @@ struct Case {
 
 TEST(RealFft, MatchesDirectDftAndInverts) {
   using kernels::cpu::real_fft_plan;
-  // Complex lengths N/2 = 1, 2, 7 (generic radix), 100, 1024 and 3·5·7.
-  for (const int64_t N : {2, 4, 14, 200, 2048, 210}) {
+  // Complex lengths N/2 = 1, 2, 7 (generic radix), 100, 1024, 3·5·7 and 4·7·11 (generic).
+  for (const int64_t N : {2, 4, 14, 200, 2048, 210, 616}) {
     auto plan = real_fft_plan<double>(N);
     ASSERT_EQ(plan->spectrum_size(), N / 2 + 1);
     std::vector<double> x = random({N}, DType::F64, 60 + N).to_vector();
@@ -89,22 +89,37 @@ TEST(RealFft, MatchesDirectDftAndInverts) {
 
 TEST(RealFft, PaddedForwardAndTruncatedInverse) {
   using kernels::cpu::real_fft_plan;
-  const int64_t N = 30;
-  auto plan = real_fft_plan<double>(N);
-  std::vector<std::complex<double>> X1(N / 2 + 1), X2(N / 2 + 1), scratch(plan->scratch_size());
-  for (const int64_t nonzero : {0, 1, 7, 15, 29}) {
-    std::vector<double> x = random({N}, DType::F64, 70 + nonzero).to_vector();
-    std::vector<double> padded = x;
-    for (int64_t n = nonzero; n < N; ++n) padded[n] = 0;
-    for (int64_t n = nonzero; n < N; ++n) x[n] = std::nan("");  // must not be read
-    plan->forward_padded(x.data(), nonzero, X1.data(), scratch.data());
-    plan->forward(padded.data(), X2.data(), scratch.data());
-    for (int64_t k = 0; k <= N / 2; ++k) EXPECT_EQ(X1[k], X2[k]) << "nonzero=" << nonzero;
-    // Writing only the first `keep` outputs leaves the rest untouched.
-    std::vector<double> out(N, -7.0), full(N);
-    plan->inverse_unscaled(X2.data(), full.data(), N, scratch.data());
-    plan->inverse_unscaled(X2.data(), out.data(), nonzero, scratch.data());
-    for (int64_t n = 0; n < N; ++n) EXPECT_EQ(out[n], n < nonzero ? full[n] : -7.0);
+  // Padding and truncation on either side of N/2, for odd, even and 4-divisible N/2.
+  for (const int64_t N : {30, 256, 200}) {
+    auto plan = real_fft_plan<double>(N);
+    std::vector<std::complex<double>> X1(N / 2 + 1), X2(N / 2 + 1), scratch(plan->scratch_size());
+    for (const int64_t nonzero :
+         {int64_t{0}, int64_t{1}, int64_t{7}, N / 2 - 1, N / 2, N / 2 + 1, N - 1}) {
+      std::vector<double> x = random({N}, DType::F64, 70 + nonzero).to_vector();
+      std::vector<double> padded = x;
+      for (int64_t n = nonzero; n < N; ++n) padded[n] = 0;
+      for (int64_t n = nonzero; n < N; ++n) x[n] = std::nan("");  // must not be read
+      plan->forward_padded(x.data(), nonzero, X1.data(), scratch.data());
+      plan->forward(padded.data(), X2.data(), scratch.data());
+      double e2 = 0, r2 = 0;
+      for (int64_t k = 0; k <= N / 2; ++k) {
+        e2 += std::norm(X1[k] - X2[k]);
+        r2 += std::norm(X2[k]);
+      }
+      EXPECT_LE(std::sqrt(e2), 1e-14 * std::sqrt(r2)) << "N=" << N << " nonzero=" << nonzero;
+      // Writing only the first `keep` outputs leaves the rest untouched.
+      const int64_t keep = nonzero;
+      std::vector<double> out(N, -7.0), full(N);
+      plan->inverse_unscaled(X2.data(), full.data(), N, scratch.data());
+      plan->inverse_unscaled(X2.data(), out.data(), keep, scratch.data());
+      for (int64_t n = 0; n < N; ++n) {
+        if (n < keep) {
+          EXPECT_NEAR(out[n], full[n], 1e-12 * N) << "N=" << N << " keep=" << keep << " n=" << n;
+        } else {
+          EXPECT_EQ(out[n], -7.0) << "N=" << N << " keep=" << keep << " n=" << n;
+        }
+      }
+    }
   }
 }
 

@@ -8,7 +8,6 @@
 // inverse_unscaled returns N·x (no 1/N: callers fold the scale into a spectrum once).
 #include <complex>
 #include <cstdint>
-#include <kissfft/kissfft.hh>
 #include <memory>
 #include <vector>
 
@@ -19,7 +18,11 @@ class RealFft {
  public:
   using Complex = std::complex<T>;
 
-  explicit RealFft(int64_t n);  // n even, ≥ 2
+  explicit RealFft(int64_t n);    // n even, ≥ 2
+  RealFft(const RealFft& other);  // a deep copy, for a thread's private plan
+  RealFft(RealFft&& other) noexcept;
+  RealFft& operator=(const RealFft&) = delete;
+  ~RealFft();
 
   int64_t size() const { return 2 * half_; }           // N
   int64_t spectrum_size() const { return half_ + 1; }  // N/2 + 1
@@ -41,10 +44,10 @@ class RealFft {
   bool shareable_across_threads() const { return shareable_; }
 
  private:
-  int64_t half_;                  // M
-  kissfft<T> forward_plan_;       // length M, e^{−2πi/M}
-  kissfft<T> inverse_plan_;       // length M, e^{+2πi/M}
-  std::vector<Complex> twiddle_;  // e^{−2πik/N}, k = 0..M
+  struct ComplexPlans;  // KissFFT's forward and inverse plans of length M (in fft.cpp)
+  int64_t half_;        // M
+  std::unique_ptr<ComplexPlans> plans_;
+  std::vector<Complex> twiddle_;  // W^k = e^{−2πik/N}, k = 0..M
   bool shareable_;
 };
 

@@ -67,7 +67,10 @@ class Workspace {
         stride_(buffers * plan->spectrum_size() + plan->scratch_size()),
         buffers_(buffers),
         memory_(static_cast<size_t>(stride_ * threads)) {
-    if (!plan->shareable_across_threads()) copies_.assign(static_cast<size_t>(threads), *plan);
+    if (!plan->shareable_across_threads()) {
+      copies_.reserve(static_cast<size_t>(threads));
+      for (int t = 0; t < threads; ++t) copies_.push_back(*plan);
+    }
   }
   const RealFft<T>& plan(int thread) const {
     return copies_.empty() ? *shared_ : copies_[static_cast<size_t>(thread)];
