@@ -6,7 +6,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git
   libopenblas-dev libkissfft-dev libeigen3-dev nlohmann-json3-dev
   libtomlplusplus-dev libcli11-dev libfmt-dev libgtest-dev libbenchmark-dev
-  libpcre2-dev zlib1g-dev
+  libpcre2-dev libicu-dev zlib1g-dev
   dataset-fashion-mnist
   python3 python3-numpy python3-torch
 )

@@ -32,8 +32,8 @@ void encode_plain(const TokenizerData& data, std::string_view text,
 
 // Cuts `text` by `matcher` and runs `plain` on the stretches between added tokens.
 template <typename Plain>
-void split_added(const AddedTokenMatcher& matcher, std::string_view text,
-                 std::vector<int32_t>& ids, Plain&& plain) {
+void split_added(const AddedTokenMatcher& matcher, std::string_view text, std::vector<int32_t>& ids,
+                 Plain&& plain) {
   if (matcher.empty()) {
     plain(text);
     return;
@@ -106,13 +106,13 @@ std::string Tokenizer::decode(const std::vector<int64_t>& ids, bool skip_special
   return out;
 }
 
-int64_t Tokenizer::vocab_size() const { return int64_t(data_->spelling.size()); }
+int64_t Tokenizer::vocab_size() const {
+  return int64_t(data_->spelling.size());
+}
 
 std::optional<int64_t> Tokenizer::token_id(std::string_view token) const {
-  if (const auto it = data_->added_ids.find(token); it != data_->added_ids.end())
-    return it->second;
-  if (const auto it = data_->bpe.vocab.find(token); it != data_->bpe.vocab.end())
-    return it->second;
+  if (const auto it = data_->added_ids.find(token); it != data_->added_ids.end()) return it->second;
+  if (const auto it = data_->bpe.vocab.find(token); it != data_->bpe.vocab.end()) return it->second;
   return std::nullopt;
 }
 

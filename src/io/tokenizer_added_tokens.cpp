@@ -32,8 +32,7 @@ void AddedTokenMatcher::add(std::string pattern, const AddedToken& token) {
   if (pattern.empty()) return;  // an empty token can never be cut out
   const auto index = uint32_t(entries_.size());
   auto& bucket = by_first_byte_[static_cast<uint8_t>(pattern[0])];
-  entries_.push_back({std::move(pattern), token.id, token.lstrip, token.rstrip,
-                      token.single_word});
+  entries_.push_back({std::move(pattern), token.id, token.lstrip, token.rstrip, token.single_word});
   bucket.push_back(index);
   // Longest first, so the first pattern found at a position is the longest one there.
   std::stable_sort(bucket.begin(), bucket.end(), [&](uint32_t a, uint32_t b) {

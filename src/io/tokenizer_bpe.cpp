@@ -75,7 +75,7 @@ void BpeModel::merge_word(std::string_view bytes, std::vector<int32_t>& out) con
     out.push_back(id[0]);
     return;
   }
-  std::vector<int32_t> next(size_t(m)), prev(size_t(m));
+  std::vector<int32_t> next(id.size()), prev(id.size());
   for (int i = 0; i < m; ++i) {
     next[size_t(i)] = i + 1 < m ? i + 1 : -1;
     prev[size_t(i)] = i - 1;

@@ -96,9 +96,13 @@ const ByteLevelTables& tables() {
 
 }  // namespace
 
-char32_t byte_to_char(uint8_t byte) { return tables().to_char[byte]; }
+char32_t byte_to_char(uint8_t byte) {
+  return tables().to_char[byte];
+}
 
-int char_to_byte(char32_t c) { return c < char32_t(kAlphabetEnd) ? tables().to_byte[c] : -1; }
+int char_to_byte(char32_t c) {
+  return c < char32_t(kAlphabetEnd) ? tables().to_byte[c] : -1;
+}
 
 std::string byte_level_spelling(std::string_view bytes) {
   const auto& t = tables();

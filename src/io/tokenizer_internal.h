@@ -63,9 +63,9 @@ struct AddedToken {
   int32_t id = 0;
   std::string content;
   bool special = false;
-  bool normalized = true;  // matched in the normalised text (else in the raw text)
-  bool lstrip = false;     // absorbs the whitespace on its left
-  bool rstrip = false;     // absorbs the whitespace on its right
+  bool normalized = true;    // matched in the normalised text (else in the raw text)
+  bool lstrip = false;       // absorbs the whitespace on its left
+  bool rstrip = false;       // absorbs the whitespace on its right
   bool single_word = false;  // only matches with no word character on either side
 };
 

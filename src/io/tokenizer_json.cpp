@@ -46,8 +46,7 @@ class Loader {
     if (!j.is_string()) fail(field, fmt::format("expected a string, got {}", show(j)));
     return j.get<std::string>();
   }
-  bool bool_field(const json& obj, const char* key, const std::string& field,
-                  bool fallback) const {
+  bool bool_field(const json& obj, const char* key, const std::string& field, bool fallback) const {
     const json* j = find(obj, key);
     if (!j) return fallback;
     if (!j->is_boolean()) fail(field, fmt::format("expected true or false, got {}", show(*j)));
@@ -60,7 +59,8 @@ class Loader {
     return int32_t(j.get<int64_t>());
   }
   std::string type_of(const json& component, const std::string& field) const {
-    if (!component.is_object()) fail(field, fmt::format("expected an object, got {}", show(component)));
+    if (!component.is_object())
+      fail(field, fmt::format("expected an object, got {}", show(component)));
     return string_field(component, "type", field + ".type");
   }
 
@@ -90,13 +90,14 @@ void Loader::load_model(const json& root, TokenizerData& data) const {
     const int32_t id = id_value(id_json, fmt::format("model.vocab[\"{}\"]", token));
     const auto [it, fresh] = by_id.emplace(id, token);
     if (!fresh)
-      fail("model.vocab", fmt::format("id {} is given to both '{}' and '{}'", id, it->second,
-                                      token));
+      fail("model.vocab",
+           fmt::format("id {} is given to both '{}' and '{}'", id, it->second, token));
     bpe.vocab.emplace(token, id);
   }
 
   const json& merges = require(model, "merges", "model.merges");
-  if (!merges.is_array()) fail("model.merges", fmt::format("expected an array, got {}", show(merges)));
+  if (!merges.is_array())
+    fail("model.merges", fmt::format("expected an array, got {}", show(merges)));
   bpe.merges.reserve(merges.size());
   const auto lookup = [&](const std::string& token, const std::string& field) {
     const auto it = bpe.vocab.find(token);
@@ -217,32 +218,37 @@ void Loader::load_pre_tokenizer(const json& j, const std::string& field, Tokeniz
     if (pre.add_prefix_space && !pre.steps.empty())
       fail(field + ".add_prefix_space", "true after a Split step is not supported");
     if (bool_field(j, "use_regex", field + ".use_regex", true))
-      pre.steps.push_back({std::make_shared<Regex>(kGpt2Pattern, false, field),
-                           SplitBehavior::kIsolated, false});
+      pre.steps.push_back(
+          {std::make_shared<Regex>(kGpt2Pattern, false, field), SplitBehavior::kIsolated, false});
   } else if (type == "Split") {
     // After ByteLevel the text would already be byte-level characters; not supported.
     if (saw_byte_level) fail(field, "a Split after the ByteLevel pre-tokenizer is not supported");
     const json& pattern = require_object(j, "pattern", field + ".pattern");
     SplitStep step;
     if (find(pattern, "Regex")) {
-      step.regex = std::make_shared<Regex>(
-          string_field(pattern, "Regex", field + ".pattern.Regex"), false,
-          "tokenizer '" + source_ + "': " + field + ".pattern.Regex");
+      step.regex =
+          std::make_shared<Regex>(string_field(pattern, "Regex", field + ".pattern.Regex"), false,
+                                  "tokenizer '" + source_ + "': " + field + ".pattern.Regex");
     } else if (find(pattern, "String")) {
-      step.regex = std::make_shared<Regex>(
-          string_field(pattern, "String", field + ".pattern.String"), true,
-          "tokenizer '" + source_ + "': " + field + ".pattern.String");
+      step.regex =
+          std::make_shared<Regex>(string_field(pattern, "String", field + ".pattern.String"), true,
+                                  "tokenizer '" + source_ + "': " + field + ".pattern.String");
     } else {
       fail(field + ".pattern", fmt::format("expected {{\"Regex\": ...}} or {{\"String\": ...}}, "
                                            "got {}",
                                            show(pattern)));
     }
     const std::string behavior = string_field(j, "behavior", field + ".behavior");
-    if (behavior == "Removed") step.behavior = SplitBehavior::kRemoved;
-    else if (behavior == "Isolated") step.behavior = SplitBehavior::kIsolated;
-    else if (behavior == "MergedWithPrevious") step.behavior = SplitBehavior::kMergedWithPrevious;
-    else if (behavior == "MergedWithNext") step.behavior = SplitBehavior::kMergedWithNext;
-    else if (behavior == "Contiguous") step.behavior = SplitBehavior::kContiguous;
+    if (behavior == "Removed")
+      step.behavior = SplitBehavior::kRemoved;
+    else if (behavior == "Isolated")
+      step.behavior = SplitBehavior::kIsolated;
+    else if (behavior == "MergedWithPrevious")
+      step.behavior = SplitBehavior::kMergedWithPrevious;
+    else if (behavior == "MergedWithNext")
+      step.behavior = SplitBehavior::kMergedWithNext;
+    else if (behavior == "Contiguous")
+      step.behavior = SplitBehavior::kContiguous;
     else
       fail(field + ".behavior",
            fmt::format("expected Removed, Isolated, MergedWithPrevious, MergedWithNext or "
@@ -280,7 +286,8 @@ std::shared_ptr<TokenizerData> load_tokenizer_json(std::string_view json_text,
   } catch (const json::parse_error& e) {
     SSM_FAIL("tokenizer '{}': invalid JSON: {}", source, e.what());
   }
-  if (!root.is_object()) loader.fail("top level", fmt::format("expected an object, got {}", show(root)));
+  if (!root.is_object())
+    loader.fail("top level", fmt::format("expected an object, got {}", show(root)));
 
   auto data = std::make_shared<TokenizerData>();
   data->source = std::string(source);
@@ -291,8 +298,9 @@ std::shared_ptr<TokenizerData> load_tokenizer_json(std::string_view json_text,
   if (const json* pre = loader.find(root, "pre_tokenizer"))
     loader.load_pre_tokenizer(*pre, "pre_tokenizer", *data, saw_byte_level);
   if (!saw_byte_level)
-    loader.fail("pre_tokenizer", "expected a ByteLevel pre-tokenizer (only byte-level BPE is "
-                                 "supported)");
+    loader.fail("pre_tokenizer",
+                "expected a ByteLevel pre-tokenizer (only byte-level BPE is "
+                "supported)");
   loader.load_decoder(root, *data);
   // The post_processor only adds special tokens around a sequence (encode() adds none) and
   // adjusts offsets (not computed), so it is not read.

@@ -59,7 +59,9 @@ std::string normalize_nfc(std::string_view text) {
   return out;
 }
 
-bool is_white_space(char32_t c) { return u_isUWhiteSpace(UChar32(c)); }
+bool is_white_space(char32_t c) {
+  return u_isUWhiteSpace(UChar32(c));
+}
 
 // Alphabetic, marks, decimal digits, connector punctuation and joiners: the `\w` of Unicode
 // regular expressions (UTS #18 Annex C).

@@ -83,8 +83,9 @@ void apply_behavior(SplitBehavior behavior, const std::vector<Part>& parts,
 Regex::Regex(std::string_view pattern, bool literal, std::string_view where) {
   // UCP: \s, \p{L}, \w ... follow Unicode properties. MATCH_INVALID_UTF: the subject may hold
   // bytes that are not UTF-8; they are simply matched by nothing.
-  uint32_t options = PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF;
-  if (literal) options |= PCRE2_LITERAL;
+  // (PCRE2_LITERAL refuses UCP, which a literal does not need.)
+  const uint32_t options =
+      PCRE2_UTF | PCRE2_MATCH_INVALID_UTF | (literal ? PCRE2_LITERAL : PCRE2_UCP);
   int error = 0;
   PCRE2_SIZE error_offset = 0;
   code_ = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(), options,
@@ -96,7 +97,9 @@ Regex::Regex(std::string_view pattern, bool literal, std::string_view where) {
   jit_ = pcre2_jit_compile(code_, PCRE2_JIT_COMPLETE) == 0;
 }
 
-Regex::~Regex() { pcre2_code_free(code_); }
+Regex::~Regex() {
+  pcre2_code_free(code_);
+}
 
 void Regex::find_all(std::string_view text, std::vector<std::pair<size_t, size_t>>& out) const {
   std::unique_ptr<pcre2_match_data, MatchDataDeleter> md(
@@ -107,8 +110,7 @@ void Regex::find_all(std::string_view text, std::vector<std::pair<size_t, size_t
   while (offset < text.size()) {
     const int rc = pcre2_match(code_, subject, text.size(), offset, 0, md.get(), nullptr);
     if (rc == PCRE2_ERROR_NOMATCH) break;
-    SSM_CHECK(rc >= 0, "tokenizer: regex match failed at byte {}: {}", offset,
-              pcre2_message(rc));
+    SSM_CHECK(rc >= 0, "tokenizer: regex match failed at byte {}: {}", offset, pcre2_message(rc));
     const PCRE2_SIZE* ovector = pcre2_get_ovector_pointer(md.get());
     const size_t begin = ovector[0], end = ovector[1];
     if (end > begin) {
@@ -117,8 +119,7 @@ void Regex::find_all(std::string_view text, std::vector<std::pair<size_t, size_t
     } else {
       // An empty match: step over one character so the search moves on.
       offset = std::max(offset, end) + 1;
-      while (offset < text.size() && (static_cast<uint8_t>(text[offset]) & 0xC0) == 0x80)
-        ++offset;
+      while (offset < text.size() && (static_cast<uint8_t>(text[offset]) & 0xC0) == 0x80) ++offset;
     }
   }
 }
@@ -141,8 +142,7 @@ void PreTokenizer::split(std::string_view text, std::vector<std::string_view>& o
         parts.push_back({piece_begin + b, piece_begin + e, !step.invert});
         covered = e;
       }
-      if (covered < piece.size())
-        parts.push_back({piece_begin + covered, piece_end, step.invert});
+      if (covered < piece.size()) parts.push_back({piece_begin + covered, piece_end, step.invert});
       apply_behavior(step.behavior, parts, next);
     }
     pieces.swap(next);

@@ -15,9 +15,11 @@ struct GlobalOptions {
 void apply_globals(const GlobalOptions& g);
 
 void register_info(CLI::App& app, GlobalOptions& g);
+void register_tokenize(CLI::App& app, GlobalOptions& g);
 
 inline void register_all(CLI::App& app, GlobalOptions& g) {
   register_info(app, g);
+  register_tokenize(app, g);
 }
 
 }  // namespace ssm::cli
