@@ -64,6 +64,7 @@ Registry registry(RunConfig& c) {
   m["dt_min"] = field(c.model.dt_min, "dt_min");
   m["dt_max"] = field(c.model.dt_max, "dt_max");
   m["max_length"] = field(c.model.max_length, "max_length");
+  m["bidirectional"] = field(c.model.bidirectional, "bidirectional");
   auto& d = r["data"];
   d["dataset"] = field(c.data.dataset, "dataset");
   d["dir"] = field(c.data.dir, "dir");

@@ -15,10 +15,16 @@ struct GlobalOptions {
 void apply_globals(const GlobalOptions& g);
 
 void register_info(CLI::App& app, GlobalOptions& g);
+void register_train(CLI::App& app, GlobalOptions& g);
+void register_eval(CLI::App& app, GlobalOptions& g);
+void register_data(CLI::App& app, GlobalOptions& g);
 void register_tokenize(CLI::App& app, GlobalOptions& g);
 
 inline void register_all(CLI::App& app, GlobalOptions& g) {
   register_info(app, g);
+  register_train(app, g);
+  register_eval(app, g);
+  register_data(app, g);
   register_tokenize(app, g);
 }
 

@@ -23,6 +23,7 @@ struct ModelConfig {
   std::string init = "legs";      // S4D init: lin | inv | real | legs
   std::string discretization = "zoh";  // zoh | bilinear
   double dt_min = 1e-3, dt_max = 1e-1;
+  bool bidirectional = false;     // non-causal SSM (no step mode)
   int64_t max_length = 0;         // 0: no limit; else sequences longer than this are rejected
 };
 

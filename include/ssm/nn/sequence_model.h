@@ -1,0 +1,56 @@
+#pragma once
+// The S4-style residual block and the sequence classifier built from it (DESIGN §5 "S4 block"):
+//   block: [pre-norm] → SSM (conv mode) + D skip → GELU → dropout → Linear(H→2H) → GLU →
+//          dropout → + residual → [post-norm]
+//   model: encoder (Linear for real inputs, Embedding for tokens) → n blocks →
+//          [final norm when pre-norm] → pooling (mean | last) → Linear decoder.
+// Both run in parallel mode (forward) and in recurrent mode (forward_recurrent), which
+// must give the same outputs.
+#include <memory>
+#include <vector>
+
+#include "ssm/nn/layers.h"
+#include "ssm/nn/s4d.h"
+#include "ssm/train/config.h"
+
+namespace ssm::nn {
+
+class S4Block : public Module {
+ public:
+  S4Block(const train::ModelConfig& c, Generator& gen, uint64_t dropout_seed);
+  Tensor forward(const Tensor& x);  // (B, L, H) → (B, L, H)
+  Tensor step(const Tensor& x_t, S4DState& state);  // (B, H) → (B, H)
+  std::shared_ptr<S4D> ssm;
+
+ private:
+  Tensor normalize(const Tensor& x);
+  bool prenorm_;
+  std::shared_ptr<LayerNorm> layer_norm_;
+  std::shared_ptr<BatchNorm> batch_norm_;
+  std::shared_ptr<Linear> out_proj_;
+  std::shared_ptr<Dropout> dropout_;
+};
+
+class SequenceClassifier : public Module {
+ public:
+  SequenceClassifier(const train::ModelConfig& c, uint64_t seed, DType dtype = DType::F32);
+  // x: (B, L, d_input) floats (linear encoder) or (B, L) token ids (embedding encoder).
+  // Returns logits (B, n_classes). `lengths` (B) int64, optional: positions ≥ length are
+  // padding and are left out of the pooling.
+  Tensor forward(const Tensor& x, const Tensor& lengths = Tensor());
+  // The same computation as a recurrence, token by token (streaming classification).
+  Tensor forward_recurrent(const Tensor& x, const Tensor& lengths = Tensor());
+
+  const train::ModelConfig& config() const { return config_; }
+
+ private:
+  Tensor encode(const Tensor& x);
+  train::ModelConfig config_;
+  std::shared_ptr<Linear> linear_encoder_;
+  std::shared_ptr<Embedding> embedding_encoder_;
+  std::vector<std::shared_ptr<S4Block>> blocks_;
+  std::shared_ptr<LayerNorm> final_norm_;
+  std::shared_ptr<Linear> decoder_;
+};
+
+}  // namespace ssm::nn

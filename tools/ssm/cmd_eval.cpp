@@ -1,0 +1,50 @@
+// `ssm eval RUN_DIR [--split val|test] [--mode conv|step] [--limit N] [--json]`
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "ssm/io/checkpoint.h"
+#include "ssm/train/trainer.h"
+
+namespace ssm::cli {
+
+void register_eval(CLI::App& app, GlobalOptions& g) {
+  struct Args {
+    std::string run_dir, split = "test", mode = "conv";
+    int64_t limit = 0, batch_size = 0;
+    bool json = false;
+  };
+  auto a = std::make_shared<Args>();
+  auto* cmd = app.add_subcommand("eval", "Evaluate a trained run's checkpoint");
+  cmd->add_option("run_dir", a->run_dir, "Run directory written by `ssm train`")->required();
+  cmd->add_option("--split", a->split, "val or test")->check(CLI::IsMember({"val", "test"}));
+  cmd->add_option("--mode", a->mode, "conv (parallel) or step (recurrent, token by token)")
+      ->check(CLI::IsMember({"conv", "step"}));
+  cmd->add_option("--limit", a->limit, "Evaluate only the first N examples")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--batch-size", a->batch_size, "Batch size (default: the run's)")->check(CLI::NonNegativeNumber);
+  cmd->add_flag("--json", a->json, "Print one JSON object on stdout");
+  cmd->callback([&g, a] {
+    apply_globals(g);
+    train::RunConfig c = train::load_config(a->run_dir + "/config.toml", {});
+    if (a->limit > 0) {
+      if (a->split == "test") c.data.test_limit = a->limit;
+    }
+    train::TaskData task = train::load_task_data(c);
+    nn::SequenceClassifier model(c.model, static_cast<uint64_t>(c.train.seed));
+    io::Checkpoint ck = io::load_checkpoint(a->run_dir);
+    model.load_state_dict(ck.model_state);
+    auto ds = a->split == "test" ? task.test : task.val;
+    if (a->limit > 0 && a->limit < ds->size()) ds = std::make_shared<train::SubsetDataset>(ds, 0, a->limit);
+    const int64_t bs = a->batch_size > 0 ? a->batch_size : c.train.batch_size;
+    train::EvalResult r = train::evaluate(model, ds, task.collate, bs, a->mode == "step", a->split);
+    if (a->json) {
+      nlohmann::json j = {{"split", a->split}, {"mode", a->mode}, {"loss", r.loss},
+                          {"accuracy", r.accuracy}, {"samples", r.samples}};
+      std::printf("%s\n", j.dump().c_str());
+    } else {
+      std::printf("%s (%s mode): loss %.4f, accuracy %.4f over %lld samples\n", a->split.c_str(),
+                  a->mode.c_str(), r.loss, r.accuracy, static_cast<long long>(r.samples));
+    }
+  });
+}
+
+}  // namespace ssm::cli

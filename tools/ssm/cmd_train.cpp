@@ -1,0 +1,49 @@
+// `ssm train CONFIG.toml [--out RUN_DIR] [--set key=value]... [--resume] [--json]`
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "ssm/train/trainer.h"
+
+namespace ssm::cli {
+
+void register_train(CLI::App& app, GlobalOptions& g) {
+  struct Args {
+    std::string config, out;
+    std::vector<std::string> sets;
+    bool resume = false, json = false;
+  };
+  auto a = std::make_shared<Args>();
+  auto* cmd = app.add_subcommand("train", "Train a model from a TOML config");
+  cmd->add_option("config", a->config, "Config file (see configs/)")->required();
+  cmd->add_option("--out", a->out, "Run directory (default: runs/<config name>)");
+  cmd->add_option("--set", a->sets, "Override a config value: section.key=value (repeatable)");
+  cmd->add_flag("--resume", a->resume, "Continue from the run directory's last checkpoint");
+  cmd->add_flag("--json", a->json, "Print the final metrics as one JSON object on stdout");
+  cmd->callback([&g, a] {
+    apply_globals(g);
+    std::vector<std::string> sets = a->sets;
+    std::string out = a->out;
+    if (out.empty()) {
+      std::string stem = a->config.substr(a->config.find_last_of('/') + 1);
+      out = "runs/" + stem.substr(0, stem.rfind('.'));
+    }
+    // On resume the run's own resolved config is authoritative.
+    const std::string config_path = a->resume ? out + "/config.toml" : a->config;
+    train::RunConfig c = train::load_config(config_path, sets);
+    train::TrainResult r = train::train(c, out, a->resume);
+    if (a->json) {
+      nlohmann::json j = {{"run_dir", out},
+                          {"steps", r.steps},
+                          {"seconds", r.seconds},
+                          {"val", {{"loss", r.val.loss}, {"accuracy", r.val.accuracy}}},
+                          {"test", {{"loss", r.test.loss}, {"accuracy", r.test.accuracy}, {"samples", r.test.samples}}}};
+      std::printf("%s\n", j.dump().c_str());
+    } else {
+      std::printf("run %s: %lld steps in %.1f s; validation accuracy %.4f; test loss %.4f, test accuracy %.4f (%lld samples)\n",
+                  out.c_str(), static_cast<long long>(r.steps), r.seconds, r.val.accuracy, r.test.loss,
+                  r.test.accuracy, static_cast<long long>(r.test.samples));
+    }
+  });
+}
+
+}  // namespace ssm::cli
