@@ -83,6 +83,11 @@ SequenceClassifier::SequenceClassifier(const train::ModelConfig& c, uint64_t see
   decoder_ = register_module("decoder", std::make_shared<Linear>(c.d_model, c.n_classes, true, gen));
 }
 
+void SequenceClassifier::reseed_dropout(uint64_t seed, int64_t step) {
+  for (size_t i = 0; i < blocks_.size(); ++i)
+    blocks_[i]->reseed_dropout(seed * 0x9E3779B97F4A7C15ULL + static_cast<uint64_t>(step) * 1000003ULL + i);
+}
+
 Tensor SequenceClassifier::encode(const Tensor& x) {
   if (embedding_encoder_) {
     SSM_CHECK(x.dim() == 2, "SequenceClassifier: token input must be (B, L), got {}", shape_str(x.shape()));

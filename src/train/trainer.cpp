@@ -66,7 +66,8 @@ EvalResult evaluate(nn::SequenceClassifier& model, std::shared_ptr<const data::D
   return r;
 }
 
-TrainResult train(const RunConfig& config, const std::string& run_dir, bool resume) {
+TrainResult train(const RunConfig& config, const std::string& run_dir, bool resume,
+                  int64_t stop_after_step) {
   const TrainConfig& tc = config.train;
   fs::create_directories(run_dir);
   const std::string ckpt_dir = run_dir;
@@ -99,6 +100,9 @@ TrainResult train(const RunConfig& config, const std::string& run_dir, bool resu
   const int64_t steps_per_epoch = loader.num_batches();
   int64_t total_steps = steps_per_epoch * tc.epochs;
   if (tc.max_steps > 0) total_steps = std::min(total_steps, tc.max_steps);
+  SSM_CHECK(tc.warmup_steps < total_steps,
+            "config: 'train.warmup_steps' ({}) must be below the run's total steps ({})",
+            tc.warmup_steps, total_steps);
   auto schedule = optim::make_schedule("cosine", tc.warmup_steps, total_steps, tc.min_lr_ratio);
   const int64_t eval_every = tc.eval_every > 0 ? tc.eval_every : steps_per_epoch;
   const int64_t ckpt_every = tc.checkpoint_every > 0 ? tc.checkpoint_every : eval_every;
@@ -138,6 +142,7 @@ TrainResult train(const RunConfig& config, const std::string& run_dir, bool resu
     for (int64_t bi = step % steps_per_epoch; bi < steps_per_epoch && step < total_steps; ++bi) {
       data::Batch b = loader.batch(bi);
       opt.set_lr_scale(schedule->lr_scale(step));
+      model.reseed_dropout(static_cast<uint64_t>(tc.seed), step);
       Tensor logits = model.forward(b.inputs, b.lengths);
       Tensor loss = cross_entropy(logits, b.targets);
       const double loss_value = loss.item();
@@ -173,6 +178,10 @@ TrainResult train(const RunConfig& config, const std::string& run_dir, bool resu
         metrics.plot(run_dir + "/curves.svg");
       }
       if (step % ckpt_every == 0 || step == total_steps) save(step);
+      if (stop_after_step > 0 && step >= stop_after_step) {
+        result.steps = step;
+        return result;  // as if the process had died here
+      }
     }
   }
   result.steps = step;

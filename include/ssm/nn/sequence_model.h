@@ -20,6 +20,7 @@ class S4Block : public Module {
   S4Block(const train::ModelConfig& c, Generator& gen, uint64_t dropout_seed);
   Tensor forward(const Tensor& x);  // (B, L, H) → (B, L, H)
   Tensor step(const Tensor& x_t, S4DState& state);  // (B, H) → (B, H)
+  void reseed_dropout(uint64_t seed) { dropout_->gen.manual_seed(seed); }
   std::shared_ptr<S4D> ssm;
 
  private:
@@ -42,6 +43,9 @@ class SequenceClassifier : public Module {
   Tensor forward_recurrent(const Tensor& x, const Tensor& lengths = Tensor());
 
   const train::ModelConfig& config() const { return config_; }
+  // Re-seeds every dropout mask generator from (seed, step), so that a run resumed at any
+  // step draws the same masks as an uninterrupted one.
+  void reseed_dropout(uint64_t seed, int64_t step);
 
  private:
   Tensor encode(const Tensor& x);

@@ -22,7 +22,10 @@ struct TrainResult {
 };
 
 // Runs (or, with resume, continues) the run described by `config` in `run_dir`.
-TrainResult train(const RunConfig& config, const std::string& run_dir, bool resume);
+// stop_after_step > 0 stops right after that step (its checkpoint, if due, written) without
+// the final evaluation: tests use it to simulate an interrupted run.
+TrainResult train(const RunConfig& config, const std::string& run_dir, bool resume,
+                  int64_t stop_after_step = 0);
 
 // Loss and accuracy of `model` over `dataset`; recurrent = step mode, token by token.
 EvalResult evaluate(nn::SequenceClassifier& model, std::shared_ptr<const data::Dataset> dataset,
