@@ -237,6 +237,32 @@ TEST(SelectiveScan, ForwardWithoutOptionalInputs) {
   EXPECT_LT(rel_error(r.last_state, last_ref), 1e-12);
 }
 
+TEST(SelectiveScan, DecaysOutsideTheExpRangeAreExact) {
+  // Channel 0 decays through e^−2000 per step (beyond float and double exp range): the kernel
+  // must switch to its range-checked exp for such chunks and still match the recurrence.
+  Case c{.batch = 2, .dim = 4, .groups = 2, .state = 16, .len = 50};
+  Inputs in = make_inputs(c, 9);
+  for (int64_t n = 0; n < 16; n += 2) in.A.set({0, n}, -2000.0 / 0.3);
+  in.A.set({1, 3}, 2.0);  // a growing mode
+  for (int64_t l = 0; l < 50; ++l) in.delta.set({0, 1, l}, -30.0);  // dt ≈ 1e-13
+  auto [out_ref, last_ref] = naive_scan(in, true);
+  auto r64 = run_op(in.all(), true, 16);
+  EXPECT_LT(rel_error(r64.out, out_ref), 1e-12);
+  EXPECT_LT(rel_error(r64.last_state, last_ref), 1e-12);
+  auto r32 = run_op(cast_all(in, DType::F32).all(), true, 16);
+  EXPECT_LT(rel_error(r32.out, out_ref), 1e-5);
+}
+
+TEST(SelectiveScan, NaNInputsPropagate) {
+  Case c{.batch = 1, .dim = 2, .groups = 1, .state = 16, .len = 20};
+  Inputs in = make_inputs(c, 10);
+  in.delta.set({0, 0, 5}, std::nan(""));
+  auto r = run_op(in.all(), true, 8);
+  EXPECT_TRUE(std::isnan(r.out.at({0, 0, 7})));
+  EXPECT_TRUE(std::isnan(r.last_state.at({0, 0, 3})));
+  EXPECT_TRUE(std::isfinite(r.out.at({0, 1, 7})));
+}
+
 TEST(SelectiveScan, StridedBAndCAreReadCorrectly) {
   // B, C as transposed views of (B, G, L, N) storage, as a linear layer would produce them.
   Case c{.batch = 2, .dim = 4, .groups = 1, .state = 5, .len = 21};

@@ -2,7 +2,7 @@
 // SSD (Mamba-2's state space duality scan) as one differentiable op (the math is in
 // ssm/kernels/ssd.h), and its single-step decode form.
 //
-//   auto [y, final_state] = ssd(x, dt, A, B, C, {.D = D, .chunk_size = 64});
+//   auto [y, final_state] = ssd(x, dt, A, B, C, {.D = D});
 #include <cstdint>
 
 #include "ssm/core/tensor.h"
@@ -10,9 +10,9 @@
 namespace ssm {
 
 struct SsdOptions {
-  Tensor D{};               // (H) skip, or undefined
-  Tensor initial_state{};   // (B, H, P, N), or undefined (zeros)
-  int64_t chunk_size = 64;  // Q of the chunked algorithm
+  Tensor D{};                // (H) skip, or undefined
+  Tensor initial_state{};    // (B, H, P, N), or undefined (zeros)
+  int64_t chunk_size = 128;  // Q of the chunked algorithm
 };
 
 struct SsdResult {

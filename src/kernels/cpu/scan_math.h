@@ -13,9 +13,18 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <utility>
 
 namespace ssm::kernels::cpu::detail {
+
+// A heap buffer left uninitialised. Large work buffers are written in full by the parallel
+// phases before they are read, so this spreads the first-touch page faults over the threads
+// instead of zero-filling serially.
+template <typename T>
+std::unique_ptr<T[]> uninitialized_buffer(int64_t n) {
+  return std::make_unique_for_overwrite<T[]>(static_cast<size_t>(n));
+}
 
 template <typename T>
 struct ExpTraits;
@@ -56,6 +65,53 @@ template <typename T, int kDegree, int... kI>
   // kI = 0..kDegree−1; visit the coefficients from degree kDegree−1 down to 0.
   ((p = p * r + kInverseFactorial<T, kDegree - 1 - kI>), ...);
   return p;
+}
+
+// exp(x) for x known to lie in [kLowest, kHighest] (no NaN): the range handling of vexp
+// costs about as much as the polynomial, so callers that can bound their arguments for a
+// whole block (see exp_arguments_in_range) use this form inside the block.
+template <typename T>
+[[gnu::always_inline]] inline T vexp_in_range(T x) {
+  using Tr = ExpTraits<T>;
+  using Bits = typename Tr::Bits;
+  constexpr T kLn2Hi = static_cast<T>(0.693145751953125);
+  constexpr T kLn2Lo = static_cast<T>(1.42860682030941723212e-6);
+  constexpr T kLog2e = static_cast<T>(1.4426950408889634074);
+  const T shifted = x * kLog2e + Tr::kShifter;
+  const T k = shifted - Tr::kShifter;
+  const Bits k_int = std::bit_cast<Bits>(shifted) - std::bit_cast<Bits>(Tr::kShifter);
+  const T r = (x - k * kLn2Hi) - k * kLn2Lo;
+  const T p = exp_taylor<T, Tr::kDegree>(r, std::make_integer_sequence<int, Tr::kDegree>());
+  return p * std::bit_cast<T>((k_int + Tr::kExponentBias) << Tr::kMantissaBits);
+}
+
+// The smallest and largest of values[0..n), and whether none is NaN.
+template <typename T>
+struct ValueRange {
+  T lo, hi;
+  bool finite;
+};
+template <typename T>
+inline ValueRange<T> value_range(const T* values, int64_t n) {
+  ValueRange<T> r{values[0], values[0], true};
+  for (int64_t k = 0; k < n; ++k) {
+    r.finite = r.finite && values[k] == values[k];
+    r.lo = values[k] < r.lo ? values[k] : r.lo;
+    r.hi = values[k] > r.hi ? values[k] : r.hi;
+  }
+  return r;
+}
+
+// True when every product s·a with s in steps[0..n_steps) and a in a[0..n_a) is a valid
+// argument of vexp_in_range. A product is bilinear, so the corners of the box bound it.
+template <typename T>
+inline bool exp_arguments_in_range(const T* steps, int64_t n_steps, const T* a, int64_t n_a) {
+  using Tr = ExpTraits<T>;
+  const ValueRange<T> s = value_range(steps, n_steps), r = value_range(a, n_a);
+  bool ok = s.finite && r.finite;
+  for (T corner : {s.lo * r.lo, s.lo * r.hi, s.hi * r.lo, s.hi * r.hi})
+    ok = ok && corner >= Tr::kLowest && corner <= Tr::kHighest;
+  return ok;
 }
 
 // Maps a float's bit pattern to an integer whose order is the float's order (for non-NaN

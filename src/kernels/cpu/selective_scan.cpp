@@ -152,6 +152,68 @@ void with_state_size(int64_t n_state, F&& f) {
 
 // ------------------------------------------------------------------ forward
 
+// exp(dt·A) inside the state loops: the range-checked form, or the cheaper one when the
+// whole chunk's arguments are known to be in range (the common case).
+template <typename T, bool kChecked>
+[[gnu::always_inline]] inline T decay(T x) {
+  if constexpr (kChecked)
+    return detail::vexp(x);
+  else
+    return detail::vexp_in_range(x);
+}
+
+// The recurrence over one chunk of n steps (u, B, C, ys start at the chunk), carrying h.
+template <typename T, int kN, bool kChecked>
+[[gnu::always_inline]] inline void forward_steps(int64_t N, int64_t n, const T* __restrict A,
+                                                 const T* __restrict steps, const T* __restrict u,
+                                                 const T* __restrict Bt, const T* __restrict Ct,
+                                                 T* __restrict h, T* __restrict ys) {
+  if constexpr (kN > 0) N = kN;
+  for (int64_t k = 0; k < n; ++k) {
+    const T dt = steps[k];
+    const T dtu = dt * u[k];
+    const T* __restrict Bl = Bt + k * N;
+    const T* __restrict Cl = Ct + k * N;
+    T y = 0;
+#pragma omp simd reduction(+ : y)
+    for (int64_t i = 0; i < N; ++i) {
+      const T hn = decay<T, kChecked>(dt * A[i]) * h[i] + dtu * Bl[i];
+      h[i] = hn;
+      y += Cl[i] * hn;
+    }
+    ys[k] = y;
+  }
+}
+
+// The same recurrence, keeping every state and decay of the chunk for the backward.
+template <typename T, int kN, bool kChecked>
+[[gnu::always_inline]] inline void recompute_steps(int64_t N, int64_t n, const T* __restrict A,
+                                                   const T* __restrict steps, const T* __restrict u,
+                                                   const T* __restrict Bt, const T* __restrict Ct,
+                                                   T* __restrict h, T* __restrict states,
+                                                   T* __restrict decays, T* __restrict ys) {
+  if constexpr (kN > 0) N = kN;
+  for (int64_t k = 0; k < n; ++k) {
+    const T dt = steps[k];
+    const T dtu = dt * u[k];
+    const T* __restrict Bl = Bt + k * N;
+    const T* __restrict Cl = Ct + k * N;
+    T* __restrict hk = states + k * N;
+    T* __restrict ak = decays + k * N;
+    T y = 0;
+#pragma omp simd reduction(+ : y)
+    for (int64_t i = 0; i < N; ++i) {
+      const T a = decay<T, kChecked>(dt * A[i]);
+      const T hn = a * h[i] + dtu * Bl[i];
+      ak[i] = a;
+      hk[i] = hn;
+      h[i] = hn;
+      y += Cl[i] * hn;
+    }
+    ys[k] = y;
+  }
+}
+
 // Per-thread buffers of the forward: N state values (runtime N) and one chunk of steps.
 template <typename T>
 struct ForwardScratch {
@@ -189,20 +251,10 @@ void forward_channel(const ScanProblem<T>& p, int64_t b, int64_t d, ForwardScrat
     const int64_t l0 = c * p.chunk;
     const int64_t n_steps = std::min(L, l0 + p.chunk) - l0;
     step_sizes(delta + l0, bias, p.softplus, n_steps, steps);
-    for (int64_t k = 0; k < n_steps; ++k) {
-      const T dt = steps[k];
-      const T dtu = dt * u[l0 + k];
-      const T* __restrict Bl = Bt + (l0 + k) * N;
-      const T* __restrict Cl = Ct + (l0 + k) * N;
-      T y = 0;
-#pragma omp simd reduction(+ : y)
-      for (int64_t n = 0; n < N; ++n) {
-        const T hn = vexp(dt * A[n]) * h[n] + dtu * Bl[n];
-        h[n] = hn;
-        y += Cl[n] * hn;
-      }
-      ys[k] = y;
-    }
+    if (detail::exp_arguments_in_range(steps, n_steps, A, N))
+      forward_steps<T, kN, false>(N, n_steps, A, steps, u + l0, Bt + l0 * N, Ct + l0 * N, h, ys);
+    else
+      forward_steps<T, kN, true>(N, n_steps, A, steps, u + l0, Bt + l0 * N, Ct + l0 * N, h, ys);
     const T* __restrict uc = u + l0;
     T* __restrict oc = out + l0;
     if (z) {
@@ -333,25 +385,12 @@ void backward_channel(const ScanProblem<T>& p, int64_t b, int64_t d, const T* __
     // y_l = C_l·h_l in dys for the gate's gradient.
     step_sizes(delta + l0, bias, p.softplus, n_steps, steps);
     std::copy(start, start + N, h);
-    for (int64_t k = 0; k < n_steps; ++k) {
-      const T dt = steps[k];
-      const T dtu = dt * uc[k];
-      const T* __restrict Bl = Bt + (l0 + k) * N;
-      const T* __restrict Cl = Ct + (l0 + k) * N;
-      T* __restrict hk = states + k * N;
-      T* __restrict ak = decays + k * N;
-      T y = 0;
-#pragma omp simd reduction(+ : y)
-      for (int64_t n = 0; n < N; ++n) {
-        const T a = vexp(dt * A[n]);
-        const T hn = a * h[n] + dtu * Bl[n];
-        ak[n] = a;
-        hk[n] = hn;
-        h[n] = hn;
-        y += Cl[n] * hn;
-      }
-      dys[k] = y;
-    }
+    if (detail::exp_arguments_in_range(steps, n_steps, A, N))
+      recompute_steps<T, kN, false>(N, n_steps, A, steps, uc, Bt + l0 * N, Ct + l0 * N, h, states,
+                                    decays, dys);
+    else
+      recompute_steps<T, kN, true>(N, n_steps, A, steps, uc, Bt + l0 * N, Ct + l0 * N, h, states,
+                                   decays, dys);
 
     // Through the gate out = (y + D·u) · silu(z), one SIMD loop over the chunk.
     if (z) {
@@ -428,14 +467,14 @@ void backward_channel(const ScanProblem<T>& p, int64_t b, int64_t d, const T* __
 
 // Sums the per-slice (L, N) accumulators and writes (B, G, N, L).
 template <typename T>
-Tensor reduce_slices(const std::vector<T>& parts, int64_t batch, int64_t groups, int64_t slices,
-                     int64_t len, int64_t n_state, DType dtype) {
+Tensor reduce_slices(const T* parts, int64_t batch, int64_t groups, int64_t slices, int64_t len,
+                     int64_t n_state, DType dtype) {
   Tensor out = Tensor::empty({batch, groups, n_state, len}, dtype);
   T* dst = out.data<T>();
   const int64_t plane = len * n_state;
 #pragma omp parallel for if (batch * groups * slices * plane > kParallelThreshold)
   for (int64_t bg = 0; bg < batch * groups; ++bg) {
-    const T* first = parts.data() + bg * slices * plane;
+    const T* first = parts + bg * slices * plane;
     T* out_bg = dst + bg * plane;
     for (int64_t n = 0; n < n_state; ++n)
       for (int64_t l = 0; l < len; ++l) {
@@ -481,7 +520,9 @@ SelectiveScanGrads backward_impl(const SelectiveScanInputs& in, const Tensor& ch
       (2 * threads + p.batch * p.groups - 1) / (p.batch * p.groups), 1, per_group);
   const int64_t tasks = p.batch * p.groups * slices;
   const int64_t plane = p.len * p.state;
-  std::vector<T> dB_parts(tasks * plane, T(0)), dC_parts(tasks * plane, T(0));
+  // Each task zeroes its own accumulators (in parallel).
+  const std::unique_ptr<T[]> dB_parts = detail::uninitialized_buffer<T>(tasks * plane);
+  const std::unique_ptr<T[]> dC_parts = detail::uninitialized_buffer<T>(tasks * plane);
   std::vector<T> dA_parts(p.batch * p.dim * p.state), dskip_parts(p.batch * p.dim),
       dbias_parts(p.batch * p.dim);
 
@@ -512,8 +553,10 @@ SelectiveScanGrads backward_impl(const SelectiveScanInputs& in, const Tensor& ch
         const int64_t bg = task / slices, s = task % slices;
         const int64_t b = bg / p.groups, g = bg % p.groups;
         ChannelGrads<T> mine = out;
-        mine.dBt = dB_parts.data() + task * plane;
-        mine.dCt = dC_parts.data() + task * plane;
+        mine.dBt = dB_parts.get() + task * plane;
+        mine.dCt = dC_parts.get() + task * plane;
+        std::fill(mine.dBt, mine.dBt + plane, T(0));
+        std::fill(mine.dCt, mine.dCt + plane, T(0));
         const int64_t d_begin = g * per_group + s * per_group / slices;
         const int64_t d_end = g * per_group + (s + 1) * per_group / slices;
         for (int64_t d = d_begin; d < d_end; ++d)
@@ -523,8 +566,8 @@ SelectiveScanGrads backward_impl(const SelectiveScanInputs& in, const Tensor& ch
     }
   });
 
-  grads.dB = reduce_slices(dB_parts, p.batch, p.groups, slices, p.len, p.state, dtype);
-  grads.dC = reduce_slices(dC_parts, p.batch, p.groups, slices, p.len, p.state, dtype);
+  grads.dB = reduce_slices(dB_parts.get(), p.batch, p.groups, slices, p.len, p.state, dtype);
+  grads.dC = reduce_slices(dC_parts.get(), p.batch, p.groups, slices, p.len, p.state, dtype);
   grads.dA = sum_over_batch(dA_parts, p.batch, {p.dim, p.state}, dtype);
   if (skip.defined()) grads.dD = sum_over_batch(dskip_parts, p.batch, {p.dim}, dtype);
   if (bias.defined()) grads.ddelta_bias = sum_over_batch(dbias_parts, p.batch, {p.dim}, dtype);

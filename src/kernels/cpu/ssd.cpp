@@ -34,7 +34,10 @@ namespace ssm::kernels::cpu {
 
 namespace {
 
+using detail::uninitialized_buffer;
 using detail::vexp;
+template <typename T>
+using Buffer = std::unique_ptr<T[]>;
 
 // Below this many (b, l, h, p, n) elements a call runs on one thread.
 constexpr int64_t kParallelThreshold = 1 << 15;
@@ -161,12 +164,12 @@ bool worth_threads(const SsdProblem<T>& p) {
 
 // acum[(b·H + h)·L + l]: cumulative dt·A from the start of l's chunk up to and including l.
 template <typename T>
-std::vector<T> chunk_cumulative_decay(const SsdProblem<T>& p) {
-  std::vector<T> acum(p.batch * p.heads * p.len);
+Buffer<T> chunk_cumulative_decay(const SsdProblem<T>& p) {
+  Buffer<T> acum = uninitialized_buffer<T>(p.batch * p.heads * p.len);
 #pragma omp parallel for if (worth_threads(p))
   for (int64_t bh = 0; bh < p.batch * p.heads; ++bh) {
     const int64_t b = bh / p.heads, h = bh % p.heads;
-    T* out = acum.data() + bh * p.len;
+    T* out = acum.get() + bh * p.len;
     for (int64_t c = 0; c < p.n_chunks; ++c) {
       T sum = 0;
       for (int64_t l = c * p.chunk; l < c * p.chunk + p.chunk_steps(c); ++l) {
@@ -180,10 +183,9 @@ std::vector<T> chunk_cumulative_decay(const SsdProblem<T>& p) {
 
 // states[((b·H + h)·n_chunks + c)·P·N] = the state entering chunk c; final_state (B, H, P, N).
 template <typename T>
-std::vector<T> chunk_input_states(const SsdProblem<T>& p, const std::vector<T>& acum,
-                                  T* final_state) {
+Buffer<T> chunk_input_states(const SsdProblem<T>& p, const T* acum, T* final_state) {
   const int64_t PN = p.plane(), N = p.state, P = p.head_dim;
-  std::vector<T> states(p.batch * p.heads * p.n_chunks * PN);
+  Buffer<T> states = uninitialized_buffer<T>(p.batch * p.heads * p.n_chunks * PN);
   const bool parallel = worth_threads(p);
 
   // Each chunk's own contribution to its end state: Xᵀ · (w ∘ B), w_j = exp(last − acum_j) dt_j.
@@ -195,7 +197,7 @@ std::vector<T> chunk_input_states(const SsdProblem<T>& p, const std::vector<T>& 
       const int64_t h = task % p.heads, c = (task / p.heads) % p.n_chunks;
       const int64_t b = task / (p.heads * p.n_chunks);
       const int64_t g = h / p.heads_per_group(), l0 = c * p.chunk, q = p.chunk_steps(c);
-      const T* ac = acum.data() + (b * p.heads + h) * p.len + l0;
+      const T* ac = acum + (b * p.heads + h) * p.len + l0;
       const T last = ac[q - 1];
       for (int64_t j = 0; j < q; ++j) {
         const T w = std::exp(last - ac[j]) * p.step(b, l0 + j, h);
@@ -205,7 +207,7 @@ std::vector<T> chunk_input_states(const SsdProblem<T>& p, const std::vector<T>& 
         for (int64_t n = 0; n < N; ++n) out[n] = w * Bj[n];
       }
       gemm(true, false, P, N, q, T(1), p.x + p.x_offset(b, l0, h), p.x_ld(), weighted_B.data(), N,
-           T(0), states.data() + ((b * p.heads + h) * p.n_chunks + c) * PN, N);
+           T(0), states.get() + ((b * p.heads + h) * p.n_chunks + c) * PN, N);
     }
   }
 
@@ -221,7 +223,7 @@ std::vector<T> chunk_input_states(const SsdProblem<T>& p, const std::vector<T>& 
       else
         std::fill(run, run + PN, T(0));
       for (int64_t c = 0; c < p.n_chunks; ++c) {
-        T* __restrict slot = states.data() + (bh * p.n_chunks + c) * PN;
+        T* __restrict slot = states.get() + (bh * p.n_chunks + c) * PN;
         const T decay = std::exp(acum[bh * p.len + c * p.chunk + p.chunk_steps(c) - 1]);
 #pragma omp simd
         for (int64_t i = 0; i < PN; ++i) {
@@ -274,8 +276,9 @@ SsdOutputs chunked_forward_impl(const SsdInputs& in) {
   r.final_state = Tensor::empty({p.batch, p.heads, P, N}, t.x.dtype());
   T* y = r.y.data<T>();
 
-  const std::vector<T> acum = chunk_cumulative_decay(p);
-  const std::vector<T> states = chunk_input_states(p, acum, r.final_state.data<T>());
+  const Buffer<T> acum_buffer = chunk_cumulative_decay(p);
+  const T* acum = acum_buffer.get();
+  const Buffer<T> states = chunk_input_states(p, acum, r.final_state.data<T>());
 
 #pragma omp parallel if (worth_threads(p))
   {
@@ -289,7 +292,7 @@ SsdOutputs chunked_forward_impl(const SsdInputs& in) {
       const T* Cc = p.C + p.bc_offset(b, l0, g);
       gemm(false, true, q, q, N, T(1), Cc, p.bc_ld(), Bc, p.bc_ld(), T(0), S.data(), q);
       for (int64_t h = g * p.heads_per_group(); h < (g + 1) * p.heads_per_group(); ++h) {
-        const T* ac = acum.data() + (b * p.heads + h) * p.len + l0;
+        const T* ac = acum + (b * p.heads + h) * p.len + l0;
         for (int64_t j = 0; j < q; ++j) dtc[j] = p.step(b, l0 + j, h);
         masked_mixing(q, S.data(), ac, dtc.data(), M.data(), static_cast<T*>(nullptr));
         const T* X = p.x + p.x_offset(b, l0, h);
@@ -303,7 +306,7 @@ SsdOutputs chunked_forward_impl(const SsdInputs& in) {
 #pragma omp simd
             for (int64_t n = 0; n < N; ++n) out[n] = e * Ci[n];
           }
-          const T* s_in = states.data() + ((b * p.heads + h) * p.n_chunks + c) * PN;
+          const T* s_in = states.get() + ((b * p.heads + h) * p.n_chunks + c) * PN;
           gemm(false, true, q, P, N, T(1), decayed_C.data(), N, s_in, N, T(1), Y, p.x_ld());
         }
         if (p.D) {
@@ -399,10 +402,9 @@ T dot(const T* __restrict a, const T* __restrict b, int64_t n) {
 // Gradients of one head's part of one chunk. Writes dx rows and ddt entries of (b, chunk, h),
 // adds into the chunk's dB, dC rows and into ws.dS (summed over the group's heads).
 template <typename T>
-void backward_chunk_head(const SsdProblem<T>& p, const std::vector<T>& acum, const T* s_in,
-                         const T* ds_out, const T* dy, int64_t b, int64_t c, int64_t h,
-                         ChunkScratch<T>& ws, T* dx, T* ddt_out, T* dB, T* dC, T& dA_part,
-                         T& dD_part) {
+void backward_chunk_head(const SsdProblem<T>& p, const T* acum, const T* s_in, const T* ds_out,
+                         const T* dy, int64_t b, int64_t c, int64_t h, ChunkScratch<T>& ws, T* dx,
+                         T* ddt_out, T* dB, T* dC, T& dA_part, T& dD_part) {
   const int64_t N = p.state, P = p.head_dim, PN = p.plane();
   const int64_t g = h / p.heads_per_group(), l0 = c * p.chunk, q = p.chunk_steps(c);
   const int64_t ld = p.x_ld(), bc_ld = p.bc_ld();
@@ -413,7 +415,7 @@ void backward_chunk_head(const SsdProblem<T>& p, const std::vector<T>& acum, con
   const T* Cc = p.C + p.bc_offset(b, l0, g);
   T* dBc = dB + p.bc_offset(b, l0, g);
   T* dCc = dC + p.bc_offset(b, l0, g);
-  const T* ac = acum.data() + (b * p.heads + h) * p.len + l0;
+  const T* ac = acum + (b * p.heads + h) * p.len + l0;
   const T last = ac[q - 1];
   T* __restrict dacum = ws.dacum.data();
   T* __restrict ddt = ws.ddt.data();
@@ -518,12 +520,13 @@ SsdGrads backward_impl(const SsdInputs& in, const Tensor& dy_in, const Tensor& d
   const DType dtype = t.x.dtype();
   const bool parallel = worth_threads(p);
 
-  const std::vector<T> acum = chunk_cumulative_decay(p);
-  std::vector<T> final_state(p.batch * p.heads * PN);
-  const std::vector<T> states = chunk_input_states(p, acum, final_state.data());
+  const Buffer<T> acum_buffer = chunk_cumulative_decay(p);
+  const T* acum = acum_buffer.get();
+  const Buffer<T> final_state = uninitialized_buffer<T>(p.batch * p.heads * PN);
+  const Buffer<T> states = chunk_input_states(p, acum, final_state.get());
 
   // Phase 4: each chunk's outputs' pull on its incoming state, Σ_i exp(acum_i) dy_i C_iᵀ.
-  std::vector<T> dstates(states.size());
+  Buffer<T> dstates = uninitialized_buffer<T>(p.batch * p.heads * p.n_chunks * PN);
 #pragma omp parallel if (parallel)
   {
     std::vector<T> decayed_C(Q * N);
@@ -532,7 +535,7 @@ SsdGrads backward_impl(const SsdInputs& in, const Tensor& dy_in, const Tensor& d
       const int64_t h = task % p.heads, c = (task / p.heads) % p.n_chunks;
       const int64_t b = task / (p.heads * p.n_chunks);
       const int64_t g = h / p.heads_per_group(), l0 = c * p.chunk, q = p.chunk_steps(c);
-      const T* ac = acum.data() + (b * p.heads + h) * p.len + l0;
+      const T* ac = acum + (b * p.heads + h) * p.len + l0;
       for (int64_t i = 0; i < q; ++i) {
         const T e = std::exp(ac[i]);
         const T* __restrict Ci = p.C + p.bc_offset(b, l0 + i, g);
@@ -541,7 +544,7 @@ SsdGrads backward_impl(const SsdInputs& in, const Tensor& dy_in, const Tensor& d
         for (int64_t n = 0; n < N; ++n) out[n] = e * Ci[n];
       }
       gemm(true, false, P, N, q, T(1), dy + p.x_offset(b, l0, h), p.x_ld(), decayed_C.data(), N,
-           T(0), dstates.data() + ((b * p.heads + h) * p.n_chunks + c) * PN, N);
+           T(0), dstates.get() + ((b * p.heads + h) * p.n_chunks + c) * PN, N);
     }
   }
 
@@ -560,7 +563,7 @@ SsdGrads backward_impl(const SsdInputs& in, const Tensor& dy_in, const Tensor& d
       else
         std::fill(run, run + PN, T(0));
       for (int64_t c = p.n_chunks - 1; c >= 0; --c) {
-        T* __restrict slot = dstates.data() + (bh * p.n_chunks + c) * PN;
+        T* __restrict slot = dstates.get() + (bh * p.n_chunks + c) * PN;
         const T decay = std::exp(acum[bh * p.len + c * p.chunk + p.chunk_steps(c) - 1]);
 #pragma omp simd
         for (int64_t i = 0; i < PN; ++i) {
@@ -598,8 +601,8 @@ SsdGrads backward_impl(const SsdInputs& in, const Tensor& dy_in, const Tensor& d
       for (int64_t h = g * p.heads_per_group(); h < (g + 1) * p.heads_per_group(); ++h) {
         const int64_t slot = ((b * p.heads + h) * p.n_chunks + c) * PN;
         const int64_t part = (b * p.n_chunks + c) * p.heads + h;
-        backward_chunk_head(p, acum, states.data() + slot, dstates.data() + slot, dy, b, c, h, ws,
-                            dx, ddt, dB, dC, dA_parts[part], dD_parts[part]);
+        backward_chunk_head(p, acum, states.get() + slot, dstates.get() + slot, dy, b, c, h, ws, dx,
+                            ddt, dB, dC, dA_parts[part], dD_parts[part]);
       }
       // C Bᵀ is shared by the group: dC += dS B, dB += dSᵀ C.
       gemm(false, false, q, N, q, T(1), ws.dS.data(), q, Bc, p.bc_ld(), T(1),
