@@ -243,7 +243,7 @@ TEST(SelectiveScan, DecaysOutsideTheExpRangeAreExact) {
   Case c{.batch = 2, .dim = 4, .groups = 2, .state = 16, .len = 50};
   Inputs in = make_inputs(c, 9);
   for (int64_t n = 0; n < 16; n += 2) in.A.set({0, n}, -2000.0 / 0.3);
-  in.A.set({1, 3}, 2.0);  // a growing mode
+  in.A.set({1, 3}, 2.0);                                            // a growing mode
   for (int64_t l = 0; l < 50; ++l) in.delta.set({0, 1, l}, -30.0);  // dt ≈ 1e-13
   auto [out_ref, last_ref] = naive_scan(in, true);
   auto r64 = run_op(in.all(), true, 16);
@@ -326,19 +326,21 @@ TEST(SelectiveScan, KernelSavesTheStateEnteringEachChunk) {
 
 TEST(SelectiveScan, StepByStepEqualsScan) {
   for (int64_t state : {3, 16}) {
-    Case c{.batch = 2, .dim = 6, .groups = 3, .state = state, .len = 33};
-    Inputs in = make_inputs(c, 11 + state);
-    auto r = run_op(in.all(), true, 8);
-    Tensor h = in.h0.clone();
-    Tensor out = Tensor::empty({2, 6, 33}, DType::F64);
-    for (int64_t l = 0; l < 33; ++l) {
-      Tensor y = selective_state_update(h, in.u.select(2, l), in.delta.select(2, l), in.A,
-                                        in.B.select(3, l), in.C.select(3, l), in.D,
-                                        in.z.select(2, l), in.bias, true);
-      out.narrow(2, l, 1).copy_(y.unsqueeze(2));
+    for (int64_t len : {1, 7, 64, 100, 300}) {
+      Case c{.batch = 2, .dim = 6, .groups = 3, .state = state, .len = len};
+      Inputs in = make_inputs(c, 11 + state + len);
+      auto r = run_op(in.all(), true, 64);
+      Tensor h = in.h0.clone();
+      Tensor out = Tensor::empty({2, 6, len}, DType::F64);
+      for (int64_t l = 0; l < len; ++l) {
+        Tensor y = selective_state_update(h, in.u.select(2, l), in.delta.select(2, l), in.A,
+                                          in.B.select(3, l), in.C.select(3, l), in.D,
+                                          in.z.select(2, l), in.bias, true);
+        out.narrow(2, l, 1).copy_(y.unsqueeze(2));
+      }
+      EXPECT_LT(rel_error(out, r.out), 1e-13) << "N=" << state << " L=" << len;
+      EXPECT_LT(rel_error(h, r.last_state), 1e-13) << "N=" << state << " L=" << len;
     }
-    EXPECT_LT(rel_error(out, r.out), 1e-13);
-    EXPECT_LT(rel_error(h, r.last_state), 1e-13);
   }
 }
 

@@ -211,18 +211,20 @@ TEST(Ssd, StridedInputsAreReadCorrectly) {
 // ------------------------------------------------------------------ decode step and hand-over
 
 TEST(Ssd, StepByStepEqualsScan) {
-  Case c{.batch = 2, .len = 37, .heads = 4, .head_dim = 3, .groups = 2, .state = 5};
-  Inputs in = make_inputs(c, 11);
-  auto r = run_op(in.all(), 8);
-  Tensor S = in.h0.clone();
-  Tensor y = Tensor::empty(in.x.shape(), DType::F64);
-  for (int64_t l = 0; l < c.len; ++l) {
-    Tensor y_l = ssd_state_update(S, in.x.select(1, l), in.dt.select(1, l), in.A, in.B.select(1, l),
-                                  in.C.select(1, l), in.D);
-    y.narrow(1, l, 1).copy_(y_l.unsqueeze(1));
+  for (int64_t len : {1, 7, 64, 100, 300}) {
+    Case c{.batch = 2, .len = len, .heads = 4, .head_dim = 3, .groups = 2, .state = 5};
+    Inputs in = make_inputs(c, 11 + len);
+    auto r = run_op(in.all(), 16);
+    Tensor S = in.h0.clone();
+    Tensor y = Tensor::empty(in.x.shape(), DType::F64);
+    for (int64_t l = 0; l < c.len; ++l) {
+      Tensor y_l = ssd_state_update(S, in.x.select(1, l), in.dt.select(1, l), in.A,
+                                    in.B.select(1, l), in.C.select(1, l), in.D);
+      y.narrow(1, l, 1).copy_(y_l.unsqueeze(1));
+    }
+    EXPECT_LT(rel_error(y, r.y), 1e-12) << "L=" << len;
+    EXPECT_LT(rel_error(S, r.final_state), 1e-12) << "L=" << len;
   }
-  EXPECT_LT(rel_error(y, r.y), 1e-12);
-  EXPECT_LT(rel_error(S, r.final_state), 1e-12);
 }
 
 TEST(Ssd, TwoHalvesWithStateHandedOverEqualOneRun) {
