@@ -12,6 +12,18 @@ namespace ssm::kernels::cpu {
 
 namespace {
 
+// The transform length: the smallest even n ≥ 2L whose only prime factors are 2, 3 and 5.
+// Any n ≥ 2L − 1 makes the circular convolution (and correlation) linear on [0, L); KissFFT
+// handles 2, 3, 4 and 5 with fast butterflies but other primes (2·784 = 2⁵·7²) in O(p²).
+int64_t transform_length(int64_t L) {
+  for (int64_t n = std::max<int64_t>(2, 2 * L);; n += 2) {
+    int64_t m = n;
+    for (int64_t p : {2, 3, 5})
+      while (m % p == 0) m /= p;
+    if (m == 1) return n;
+  }
+}
+
 // Below this many multiply-adds (B·H·L) a parallel region costs more than it saves.
 constexpr int64_t kParallelWork = 1 << 15;
 
@@ -116,17 +128,18 @@ int threads_for(int64_t work) {
 template <typename T>
 void fft_conv_fwd(const T* u, const T* k, T* y, int64_t B, int64_t H, int64_t L) {
   if (B * H * L == 0) return;
-  const auto plan = real_fft_plan<T>(2 * L);
+  const auto plan = real_fft_plan<T>(transform_length(L));
   const int64_t S = plan->spectrum_size();
   const int threads = threads_for(B * H * L);
   Workspace<T> ws(plan, threads, /*buffers=*/1);
   const std::vector<Complex<T>> K = kernel_spectra(k, H, L, ws, threads);
 
-  // Dynamic chunks keep both threads busy when one is slowed by other work on the machine.
+  // Rows are visited h-major so that consecutive rows reuse K[h] from L1 (all of K may not
+  // fit in L2). Dynamic chunks keep both threads busy when one is slowed by other work.
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 8)
-  for (int64_t row = 0; row < B * H; ++row) {
+  for (int64_t item = 0; item < B * H; ++item) {
     const int t = omp_get_thread_num();
-    const int64_t h = row % H;
+    const int64_t h = item / B, row = (item % B) * H + h;
     Complex<T>* U = ws.spectrum(t, 0);
     const RealFft<T>& p = ws.plan(t);
     p.forward_padded(u + row * L, L, U, ws.scratch(t));
@@ -143,7 +156,7 @@ void fft_conv_bwd(const T* dy, const T* u, const T* k, T* du, T* dk, int64_t B, 
     return;
   }
   if (!du && !dk) return;
-  const auto plan = real_fft_plan<T>(2 * L);
+  const auto plan = real_fft_plan<T>(transform_length(L));
   const int64_t S = plan->spectrum_size();
   const int threads = threads_for(B * H * L);
   Workspace<T> ws(plan, threads, /*buffers=*/3);  // DY, U, and the dk accumulator
