@@ -16,7 +16,8 @@ void register_train(CLI::App& app, GlobalOptions& g) {
   auto* cmd = app.add_subcommand("train", "Train a model from a TOML config");
   cmd->add_option("config", a->config, "Config file (see configs/)")->required();
   cmd->add_option("--out", a->out, "Run directory (default: runs/<config name>)");
-  cmd->add_option("--set", a->sets, "Override a config value: section.key=value (repeatable)");
+  cmd->add_option("--set", a->sets, "Override a config value: section.key=value (repeatable)")
+      ->allow_extra_args(false);
   cmd->add_flag("--resume", a->resume, "Continue from the run directory's last checkpoint");
   cmd->add_flag("--json", a->json, "Print the final metrics as one JSON object on stdout");
   cmd->callback([&g, a] {
