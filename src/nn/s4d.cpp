@@ -56,6 +56,8 @@ Tensor S4D::backward_kernel(int64_t L) const {
 Tensor S4D::forward(const Tensor& x) const {
   SSM_CHECK(x.dim() == 3 && x.size(2) == options.d_model, "S4D: input must be (B, L, {}), got {}",
             options.d_model, shape_str(x.shape()));
+  SSM_CHECK(x.dtype() == D.dtype(), "S4D: input is {}, the layer's parameters are {}",
+            dtype_name(x.dtype()), dtype_name(D.dtype()));
   const int64_t L = x.size(1);
   Tensor u = x.transpose(1, 2).contiguous();  // (B, H, L)
   Tensor y = add(fft_conv(u, kernel(L)), mul(u, D.unsqueeze(-1)));
@@ -73,6 +75,7 @@ Tensor S4D::forward(const Tensor& x) const {
 S4DState S4D::init_state(int64_t batch) const {
   SSM_CHECK(!options.bidirectional,
             "S4D: a bidirectional layer reads future inputs and has no recurrent (step) mode");
+  SSM_CHECK(batch > 0, "S4D::init_state: batch must be positive, got {}", batch);
   const int64_t H = options.d_model, M = options.d_state / 2;
   S4DState s;
   s.x_re = Tensor::zeros({batch, H, M}, DType::F64);
@@ -112,10 +115,25 @@ Tensor S4D::step(const Tensor& x_t_in, S4DState& s) const {
   const int64_t H = options.d_model, M = options.d_state / 2;
   SSM_CHECK(x_t_in.dim() == 2 && x_t_in.size(1) == H, "S4D::step: input must be (B, {}), got {}", H,
             shape_str(x_t_in.shape()));
+  SSM_CHECK(
+      !options.bidirectional,
+      "S4D::step: a bidirectional layer reads future inputs and has no recurrent (step) mode");
   const int64_t Bsz = x_t_in.size(0);
-  SSM_CHECK(s.x_re.defined() && s.x_re.size(0) == Bsz,
-            "S4D::step: state was made for batch {}, input has batch {}",
-            s.x_re.defined() ? s.x_re.size(0) : 0, Bsz);
+  SSM_CHECK(s.x_re.defined() && s.a_re.defined(),
+            "S4D::step: argument 'state' is empty; make it with init_state(batch)");
+  SSM_CHECK(s.x_re.size(0) == Bsz, "S4D::step: state was made for batch {}, input has batch {}",
+            s.x_re.size(0), Bsz);
+  // The loops below index the state by this layer's (H, N/2): a state made by a layer of
+  // another shape would be read and written out of bounds.
+  const Shape state_shape{Bsz, H, M}, mode_shape{H, M};
+  for (const Tensor* t : {&s.x_re, &s.x_im})
+    SSM_CHECK(t->shape() == state_shape && t->dtype() == DType::F64 && t->is_contiguous(),
+              "S4D::step: argument 'state' expected x of shape {} (float64), got {} ({})",
+              shape_str(state_shape), shape_str(t->shape()), dtype_name(t->dtype()));
+  for (const Tensor* t : {&s.a_re, &s.a_im, &s.bc_re, &s.bc_im})
+    SSM_CHECK(t->shape() == mode_shape && t->dtype() == DType::F64 && t->is_contiguous(),
+              "S4D::step: argument 'state' expected modes of shape {} (float64), got {} ({})",
+              shape_str(mode_shape), shape_str(t->shape()), dtype_name(t->dtype()));
   const Tensor u = x_t_in.to(DType::F64).contiguous();
   const auto dvec = D.to_vector();
   Tensor y = Tensor::empty({Bsz, H}, DType::F64);

@@ -20,9 +20,12 @@ S4DOptions s4d_options(const train::ModelConfig& c) {
   return o;
 }
 
-// Mask (B, L, 1) with 1 where position < length; float dtype of `like`.
-Tensor length_mask(const Tensor& lengths, int64_t L, DType dtype) {
-  const int64_t B = lengths.size(0);
+// Mask (B, L, 1) with 1 where position < length, in `dtype`.
+Tensor length_mask(const Tensor& lengths, int64_t B, int64_t L, DType dtype) {
+  // A lengths tensor of another batch size would broadcast silently (or read out of bounds).
+  SSM_CHECK(lengths.dim() == 1 && lengths.size(0) == B,
+            "SequenceClassifier: argument 'lengths' expected shape ({}), got {}", B,
+            shape_str(lengths.shape()));
   Tensor mask = Tensor::zeros({B, L, 1}, dtype);
   for (int64_t b = 0; b < B; ++b) {
     const int64_t len = static_cast<int64_t>(lengths.at({b}));
@@ -31,6 +34,29 @@ Tensor length_mask(const Tensor& lengths, int64_t L, DType dtype) {
     for (int64_t l = 0; l < len; ++l) mask.set({b, l, 0}, 1.0);
   }
   return mask;
+}
+
+// Checks x's shape against the encoder and model.max_length before anything reads x.size(1).
+void check_input(const Tensor& x, const Tensor& lengths, const train::ModelConfig& c) {
+  if (c.encoder == "embedding")
+    SSM_CHECK(x.dim() == 2, "SequenceClassifier: token input must be (B, L), got {}",
+              shape_str(x.shape()));
+  else
+    SSM_CHECK(x.dim() == 3 && x.size(2) == c.d_input,
+              "SequenceClassifier: input must be (B, L, {}), got {}", c.d_input,
+              shape_str(x.shape()));
+  const int64_t L = x.size(1);
+  SSM_CHECK(c.max_length == 0 || L <= c.max_length,
+            "SequenceClassifier: sequence length {} exceeds model.max_length {}", L, c.max_length);
+  if (!lengths.defined()) return;
+  SSM_CHECK(c.pooling != "last",
+            "SequenceClassifier: 'last' pooling with padded batches is not supported");
+  // A bidirectional SSM reads future positions, padding included, so every output would depend
+  // on how far its batch was padded. Masking needs the block to zero the SSM input at padded
+  // positions, which S4Block::forward cannot be told about yet.
+  SSM_CHECK(!c.bidirectional,
+            "SequenceClassifier: a bidirectional model would read the padding of a padded batch "
+            "(lengths given); pad-free batches only");
 }
 }  // namespace
 
@@ -89,28 +115,20 @@ void SequenceClassifier::reseed_dropout(uint64_t seed, int64_t step) {
 }
 
 Tensor SequenceClassifier::encode(const Tensor& x) {
-  if (embedding_encoder_) {
-    SSM_CHECK(x.dim() == 2, "SequenceClassifier: token input must be (B, L), got {}", shape_str(x.shape()));
-    return embedding_encoder_->forward(x);
-  }
-  SSM_CHECK(x.dim() == 3 && x.size(2) == config_.d_input,
-            "SequenceClassifier: input must be (B, L, {}), got {}", config_.d_input, shape_str(x.shape()));
-  return linear_encoder_->forward(x);
+  return embedding_encoder_ ? embedding_encoder_->forward(x) : linear_encoder_->forward(x);
 }
 
 Tensor SequenceClassifier::forward(const Tensor& x, const Tensor& lengths) {
+  check_input(x, lengths, config_);
   const int64_t L = x.size(1);
-  SSM_CHECK(config_.max_length == 0 || L <= config_.max_length,
-            "SequenceClassifier: sequence length {} exceeds model.max_length {}", L, config_.max_length);
   Tensor h = encode(x);
   for (auto& b : blocks_) h = b->forward(h);
   if (final_norm_) h = final_norm_->forward(h);
   Tensor pooled;
   if (config_.pooling == "last") {
-    SSM_CHECK(!lengths.defined(), "SequenceClassifier: 'last' pooling with padded batches is not supported");
     pooled = h.select(1, L - 1);
   } else if (lengths.defined()) {
-    Tensor mask = length_mask(lengths, L, h.dtype());
+    Tensor mask = length_mask(lengths, x.size(0), L, h.dtype());
     Tensor counts = sum(mask, {1});  // (B, 1)
     pooled = div(sum(mul(h, mask), {1}), counts);
   } else {
@@ -121,10 +139,17 @@ Tensor SequenceClassifier::forward(const Tensor& x, const Tensor& lengths) {
 
 Tensor SequenceClassifier::forward_recurrent(const Tensor& x, const Tensor& lengths) {
   NoGradGuard no_grad;
+  check_input(x, lengths, config_);
+  // Step mode is the eval-mode computation: it applies no dropout, and a training-mode batch
+  // norm would normalise each step by that step's batch statistics and overwrite the running ones.
+  SSM_CHECK(!is_training() || (config_.norm != "batch" && config_.dropout == 0.0),
+            "SequenceClassifier::forward_recurrent: the model is in training mode, where batch "
+            "norm and dropout (p = {}) differ from recurrent mode; call eval() first",
+            config_.dropout);
   const int64_t B = x.size(0), L = x.size(1);
   std::vector<S4DState> states;
   for (auto& b : blocks_) states.push_back(b->ssm->init_state(B));
-  Tensor mask = lengths.defined() ? length_mask(lengths, L, DType::F32) : Tensor();
+  Tensor mask = lengths.defined() ? length_mask(lengths, B, L, DType::F32) : Tensor();
   Tensor pooled_sum, last;
   for (int64_t t = 0; t < L; ++t) {
     Tensor h = encode(x.narrow(1, t, 1)).squeeze(1);  // (B, H)
