@@ -14,7 +14,8 @@ namespace ssm::nn {
 DepthwiseConv1d::DepthwiseConv1d(int64_t channels, int64_t width, Generator& gen, DType dtype) {
   // PyTorch's Conv1d default with groups = channels: fan_in = width, U(±1/√fan_in).
   const double bound = 1.0 / std::sqrt(static_cast<double>(width));
-  weight = register_parameter("weight", rand_uniform({channels, 1, width}, -bound, bound, dtype, &gen));
+  weight =
+      register_parameter("weight", rand_uniform({channels, 1, width}, -bound, bound, dtype, &gen));
   bias = register_parameter("bias", rand_uniform({channels}, -bound, bound, dtype, &gen),
                             ParamKind::NoDecay);
 }
@@ -35,19 +36,23 @@ DtProjection::DtProjection(const MambaOptions& o, Generator& gen, DType dtype) {
 }
 
 MambaMixer::MambaMixer(const MambaOptions& o, Generator& gen, DType dtype) : options(o) {
-  SSM_CHECK(o.d_model > 0 && o.d_state > 0 && o.expand > 0 && o.dt_rank >= 0,
-            "MambaMixer: d_model, d_state, expand must be positive and dt_rank >= 0, got d_model={} "
-            "d_state={} expand={} dt_rank={}",
-            o.d_model, o.d_state, o.expand, o.dt_rank);
+  SSM_CHECK(
+      o.d_model > 0 && o.d_state > 0 && o.expand > 0 && o.dt_rank >= 0,
+      "MambaMixer: d_model, d_state, expand must be positive and dt_rank >= 0, got d_model={} "
+      "d_state={} expand={} dt_rank={}",
+      o.d_model, o.d_state, o.expand, o.dt_rank);
   SSM_CHECK(o.d_conv >= 2, "MambaMixer: d_conv expected >= 2, got {}", o.d_conv);
   SSM_CHECK(o.dt_min > 0 && o.dt_min <= o.dt_max,
-            "MambaMixer: expected 0 < dt_min <= dt_max, got dt_min={} dt_max={}", o.dt_min, o.dt_max);
+            "MambaMixer: expected 0 < dt_min <= dt_max, got dt_min={} dt_max={}", o.dt_min,
+            o.dt_max);
   const int64_t Di = o.d_inner(), N = o.d_state, R = o.resolved_dt_rank();
-  in_proj = register_module("in_proj", std::make_shared<Linear>(o.d_model, 2 * Di, false, gen, dtype));
+  in_proj =
+      register_module("in_proj", std::make_shared<Linear>(o.d_model, 2 * Di, false, gen, dtype));
   conv1d = register_module("conv1d", std::make_shared<DepthwiseConv1d>(Di, o.d_conv, gen, dtype));
   x_proj = register_module("x_proj", std::make_shared<Linear>(Di, R + 2 * N, false, gen, dtype));
   dt_proj = register_module("dt_proj", std::make_shared<DtProjection>(o, gen, dtype));
-  out_proj = register_module("out_proj", std::make_shared<Linear>(Di, o.d_model, false, gen, dtype));
+  out_proj =
+      register_module("out_proj", std::make_shared<Linear>(Di, o.d_model, false, gen, dtype));
   // S4D-Real init: A = −(1..N) in every channel.
   Tensor a_log = Tensor::empty({Di, N}, DType::F64);
   for (int64_t d = 0; d < Di; ++d)
@@ -56,7 +61,9 @@ MambaMixer::MambaMixer(const MambaOptions& o, Generator& gen, DType dtype) : opt
   D = register_parameter("D", Tensor::ones({Di}, dtype), ParamKind::SSM);
 }
 
-Tensor MambaMixer::forward(const Tensor& x) const { return run(x, nullptr); }
+Tensor MambaMixer::forward(const Tensor& x) const {
+  return run(x, nullptr);
+}
 
 Tensor MambaMixer::prefill(const Tensor& x, MambaCache& cache) const {
   NoGradGuard no_grad;
@@ -84,7 +91,7 @@ Tensor MambaMixer::run(const Tensor& x, MambaCache* cache) const {
   const Tensor z = xz[1].transpose(1, 2);
   const Tensor u = silu(causal_conv1d(x_in, conv1d->weight.view({Di, K}), conv1d->bias));
 
-  const Tensor x_dbl = x_proj->forward(u.transpose(1, 2));       // (B, L, R + 2N)
+  const Tensor x_dbl = x_proj->forward(u.transpose(1, 2));  // (B, L, R + 2N)
   const std::vector<Tensor> dbc = split(x_dbl, {R, N, N}, 2);
   const Tensor delta = linear(dbc[0], dt_proj->weight).transpose(1, 2);  // (B, Di, L)
   const Tensor B = dbc[1].transpose(1, 2).unsqueeze(1);                  // (B, 1, N, L)
@@ -129,14 +136,13 @@ Tensor MambaMixer::step(const Tensor& x_t, MambaCache& cache) const {
             cache.ssm_state.defined() ? shape_str(cache.ssm_state.shape()) : "undefined");
 
   const std::vector<Tensor> xz = split(in_proj->forward(x_t), {Di, Di}, 1);  // (B, Di) each
-  const Tensor u = silu(causal_conv1d_update(xz[0], cache.conv_state,
-                                             conv1d->weight.view({Di, options.d_conv}),
-                                             conv1d->bias));
+  const Tensor u = silu(causal_conv1d_update(
+      xz[0], cache.conv_state, conv1d->weight.view({Di, options.d_conv}), conv1d->bias));
   const std::vector<Tensor> dbc = split(x_proj->forward(u), {R, N, N}, 1);
   const Tensor dt = linear(dbc[0], dt_proj->weight);  // (B, Di)
-  const Tensor y = selective_state_update(cache.ssm_state, u, dt, neg(exp(A_log)),
-                                          dbc[1].unsqueeze(1), dbc[2].unsqueeze(1), D, xz[1],
-                                          dt_proj->bias, /*dt_softplus=*/true);
+  const Tensor y =
+      selective_state_update(cache.ssm_state, u, dt, neg(exp(A_log)), dbc[1].unsqueeze(1),
+                             dbc[2].unsqueeze(1), D, xz[1], dt_proj->bias, /*dt_softplus=*/true);
   return out_proj->forward(y);
 }
 

@@ -29,8 +29,8 @@ MambaBlock::MambaBlock(const MambaLMConfig& c, Generator& gen, DType dtype) {
 }
 
 MambaBackbone::MambaBackbone(const MambaLMConfig& c, Generator& gen, DType dtype) {
-  embeddings = register_module("embeddings",
-                               std::make_shared<Embedding>(c.vocab_size, c.mixer.d_model, gen, dtype));
+  embeddings = register_module(
+      "embeddings", std::make_shared<Embedding>(c.vocab_size, c.mixer.d_model, gen, dtype));
   // Mamba initialises the embedding with std 0.02 (it is also the tied output projection).
   embeddings->weight.copy_(mul_scalar(embeddings->weight, 0.02));
   auto list = register_module("layers", std::make_shared<BlockList>());
@@ -48,7 +48,8 @@ MambaLM::MambaLM(const MambaLMConfig& c, Generator& gen, DType dtype) : config(c
   backbone = register_module("backbone", std::make_shared<MambaBackbone>(c, gen, dtype));
   if (!c.tie_embeddings)
     lm_head = register_parameter(
-        "lm_head.weight", mul_scalar(randn({c.vocab_size, c.mixer.d_model}, dtype, &gen), 0.02).detach());
+        "lm_head.weight",
+        mul_scalar(randn({c.vocab_size, c.mixer.d_model}, dtype, &gen), 0.02).detach());
 }
 
 void MambaLM::check_ids(const Tensor& ids, int64_t rank, const char* op) const {
@@ -57,8 +58,8 @@ void MambaLM::check_ids(const Tensor& ids, int64_t rank, const char* op) const {
             rank == 2 ? "ids" : "token", rank == 2 ? "(B, L)" : "(B)",
             ids.defined() ? shape_str(ids.shape()) : "undefined");
   SSM_CHECK(ids.dtype() == DType::I64 || ids.dtype() == DType::I32,
-            "{}: argument '{}' expected int32 or int64 ids, got {}", op, rank == 2 ? "ids" : "token",
-            dtype_name(ids.dtype()));
+            "{}: argument '{}' expected int32 or int64 ids, got {}", op,
+            rank == 2 ? "ids" : "token", dtype_name(ids.dtype()));
 }
 
 Tensor MambaLM::forward(const Tensor& ids) const {
@@ -84,7 +85,8 @@ std::pair<Tensor, MambaLMCache> MambaLM::prefill(const Tensor& ids) const {
 
 MambaLMCache MambaLM::init_cache(int64_t batch) const {
   MambaLMCache cache;
-  for (const auto& block : backbone->layers) cache.layers.push_back(block->mixer->init_cache(batch));
+  for (const auto& block : backbone->layers)
+    cache.layers.push_back(block->mixer->init_cache(batch));
   return cache;
 }
 

@@ -35,8 +35,12 @@ void perturb(Module& m, uint64_t seed, double scale = 0.3) {
   }
 }
 
-double silu_ref(double v) { return v / (1.0 + std::exp(-v)); }
-double softplus_ref(double v) { return v > 20 ? v : std::log1p(std::exp(v)); }
+double silu_ref(double v) {
+  return v / (1.0 + std::exp(-v));
+}
+double softplus_ref(double v) {
+  return v > 20 ? v : std::log1p(std::exp(v));
+}
 
 // The mixer as plainly as possible, in double, from the equations.
 Tensor mixer_reference(const MambaMixer& m, const Tensor& x) {
@@ -227,7 +231,8 @@ TEST(MambaLM, ForwardIsResidualStackWithTiedHead) {
       double ms = 0;
       for (int64_t d = 0; d < D; ++d) ms += v[r * D + d] * v[r * D + d];
       const double inv = 1 / std::sqrt(ms / D + 1e-5);
-      for (int64_t d = 0; d < D; ++d) out.data<double>()[r * D + d] = v[r * D + d] * inv * w.at({d});
+      for (int64_t d = 0; d < D; ++d)
+        out.data<double>()[r * D + d] = v[r * D + d] * inv * w.at({d});
     }
     return out;
   };
@@ -261,7 +266,8 @@ TEST(MambaLM, PrefillPlusStepsEqualsForward) {
       auto [logits, cache] = lm.prefill(ids.narrow(1, 0, p));
       EXPECT_LE(rel_error(logits, full.select(1, p - 1)), bound);
       for (int64_t l = p; l < 13; ++l)
-        EXPECT_LE(rel_error(lm.step(ids.select(1, l).contiguous(), cache), full.select(1, l)), bound)
+        EXPECT_LE(rel_error(lm.step(ids.select(1, l).contiguous(), cache), full.select(1, l)),
+                  bound)
             << "prefill " << p << " step " << l;
     }
     MambaLMCache cache = lm.init_cache(2);
@@ -285,8 +291,8 @@ TEST(MambaLM, GradientsReachEveryParameter) {
 TEST(MambaLM, BadInput) {
   Generator g(24);
   MambaLM lm(tiny_lm_config(), g, DType::F32);
-  EXPECT_SSM_ERROR(lm.forward(Tensor::zeros({5}, DType::I64)), "MambaLM.forward", "'ids'",
-                   "(B, L)", "(5)");
+  EXPECT_SSM_ERROR(lm.forward(Tensor::zeros({5}, DType::I64)), "MambaLM.forward", "'ids'", "(B, L)",
+                   "(5)");
   EXPECT_SSM_ERROR(lm.forward(Tensor::zeros({1, 5}, DType::F32)), "MambaLM.forward", "int");
   auto cache = lm.init_cache(1);
   cache.layers.pop_back();

@@ -19,6 +19,7 @@ void register_train(CLI::App& app, GlobalOptions& g);
 void register_eval(CLI::App& app, GlobalOptions& g);
 void register_data(CLI::App& app, GlobalOptions& g);
 void register_tokenize(CLI::App& app, GlobalOptions& g);
+void register_generate(CLI::App& app, GlobalOptions& g);
 
 inline void register_all(CLI::App& app, GlobalOptions& g) {
   register_info(app, g);
@@ -26,6 +27,7 @@ inline void register_all(CLI::App& app, GlobalOptions& g) {
   register_eval(app, g);
   register_data(app, g);
   register_tokenize(app, g);
+  register_generate(app, g);
 }
 
 }  // namespace ssm::cli

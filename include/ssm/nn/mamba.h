@@ -20,8 +20,8 @@ struct MambaOptions {
   int64_t d_model = 64;
   int64_t d_state = 16;  // N
   int64_t d_conv = 4;
-  int64_t expand = 2;    // D_inner = expand · d_model
-  int64_t dt_rank = 0;   // R; 0 = ceil(d_model / 16)
+  int64_t expand = 2;   // D_inner = expand · d_model
+  int64_t dt_rank = 0;  // R; 0 = ceil(d_model / 16)
   double dt_min = 1e-3, dt_max = 1e-1, dt_init_floor = 1e-4;
   int64_t d_inner() const { return expand * d_model; }
   int64_t resolved_dt_rank() const { return dt_rank > 0 ? dt_rank : (d_model + 15) / 16; }

@@ -14,11 +14,11 @@
 namespace ssm::nn {
 
 struct MambaLMConfig {
-  MambaOptions mixer;         // d_model lives here
+  MambaOptions mixer;  // d_model lives here
   int64_t n_layer = 2;
-  int64_t vocab_size = 256;   // rows of the embedding (already padded)
+  int64_t vocab_size = 256;  // rows of the embedding (already padded)
   double norm_eps = 1e-5;
-  bool tie_embeddings = true; // false: a separate lm_head.weight (V, d_model)
+  bool tie_embeddings = true;  // false: a separate lm_head.weight (V, d_model)
 };
 
 struct MambaLMCache {
@@ -54,7 +54,9 @@ class MambaLM : public Module {
   // One token per sequence: token (B) → logits (B, V); advances `cache`.
   Tensor step(const Tensor& token, MambaLMCache& cache) const;
 
-  const Tensor& output_weight() const { return config.tie_embeddings ? backbone->embeddings->weight : lm_head; }
+  const Tensor& output_weight() const {
+    return config.tie_embeddings ? backbone->embeddings->weight : lm_head;
+  }
   DType dtype() const { return backbone->embeddings->weight.dtype(); }
 
   MambaLMConfig config;

@@ -1,0 +1,94 @@
+// `ssm generate MODEL_DIR --prompt "…"`: text from a Hugging Face Mamba-1 model directory
+// (config.json, model.safetensors[.index.json], tokenizer.json), streamed token by token.
+#include <cstdio>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "commands.h"
+#include "ssm/core/error.h"
+#include "ssm/infer/generate.h"
+#include "ssm/io/hf_mamba.h"
+#include "ssm/io/tokenizer.h"
+
+namespace ssm::cli {
+
+namespace {
+
+struct GenerateCliOptions {
+  std::string model_dir;
+  std::string prompt;
+  int64_t n = 64;
+  double temperature = 1.0;
+  int64_t top_k = 0;
+  double top_p = 1.0;
+  uint64_t seed = 0;
+  bool json = false;
+};
+
+}  // namespace
+
+void register_generate(CLI::App& app, GlobalOptions& g) {
+  auto* cmd = app.add_subcommand("generate", "Generate text with a Hugging Face Mamba model");
+  auto opt = std::make_shared<GenerateCliOptions>();
+  cmd->add_option("model_dir", opt->model_dir,
+                  "Directory with config.json, model.safetensors and tokenizer.json")
+      ->required();
+  cmd->add_option("--prompt", opt->prompt, "Prompt text")->required();
+  cmd->add_option("-n,--max-new-tokens", opt->n, "Number of tokens to generate");
+  cmd->add_option("--temperature", opt->temperature, "0 = greedy");
+  cmd->add_option("--top-k", opt->top_k, "Keep the k most likely tokens (0 = all)");
+  cmd->add_option("--top-p", opt->top_p, "Nucleus sampling mass (1 = all)");
+  cmd->add_option("--seed", opt->seed, "Sampling seed");
+  cmd->add_flag("--json", opt->json, "Print one JSON object on stdout instead of streaming");
+  cmd->callback([&g, opt] {
+    apply_globals(g);
+    SSM_CHECK(opt->n > 0, "generate: -n expected > 0, got {}", opt->n);
+    const auto tokenizer = io::Tokenizer::from_file(opt->model_dir + "/tokenizer.json");
+    const std::vector<int64_t> prompt = tokenizer.encode(opt->prompt);
+    SSM_CHECK(!prompt.empty(), "generate: --prompt encodes to no tokens; give some text");
+    const auto model = io::load_hf_mamba(opt->model_dir);
+    for (int64_t id : prompt)
+      SSM_CHECK(id < model->config.vocab_size,
+                "generate: prompt token id {} is outside the model's vocabulary of {}", id,
+                model->config.vocab_size);
+
+    infer::GenerateOptions go;
+    go.max_new_tokens = opt->n;
+    go.sampling = {opt->temperature, opt->top_k, opt->top_p};
+    go.seed = opt->seed;
+    // Stream whole UTF-8 characters: decode everything so far and print what is new.
+    std::vector<int64_t> so_far;
+    size_t printed = 0;
+    const auto on_token = [&](int64_t id) {
+      if (opt->json) return true;
+      so_far.push_back(id);
+      const std::string text = tokenizer.decode(so_far);
+      if (text.size() > printed) {
+        std::fwrite(text.data() + printed, 1, text.size() - printed, stdout);
+        std::fflush(stdout);
+        printed = text.size();
+      }
+      return true;
+    };
+    if (!opt->json) {
+      std::fwrite(opt->prompt.data(), 1, opt->prompt.size(), stdout);
+      std::fflush(stdout);
+    }
+    const infer::GenerateResult r = infer::generate(*model, prompt, go, on_token);
+    if (opt->json) {
+      const nlohmann::json j = {{"ids", r.ids},
+                                {"text", tokenizer.decode(r.ids)},
+                                {"prompt_tokens_per_s", r.prompt_tokens_per_s},
+                                {"gen_tokens_per_s", r.gen_tokens_per_s}};
+      std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+    } else {
+      std::fputc('\n', stdout);
+      std::fprintf(stderr,
+                   "prompt: %zu tokens, %.1f tokens/s; generated: %zu tokens, %.1f tokens/s\n",
+                   prompt.size(), r.prompt_tokens_per_s, r.ids.size(), r.gen_tokens_per_s);
+    }
+  });
+}
+
+}  // namespace ssm::cli
