@@ -138,8 +138,9 @@ TEST(RealFft, PlansAreCachedAndSafeFromManyThreads) {
 }
 
 TEST(FftConv, ForwardMatchesDirectSum) {
-  // Odd, prime, power-of-two and composite lengths; L = 7 and 77 use KissFFT's generic radix,
-  // and the last two are large enough for the threaded path.
+  // Odd, prime, power-of-two and composite lengths (the transform is padded past 2L to a
+  // 5-smooth length where 2L is not one, e.g. L = 7, 61, 77); the last two are large enough
+  // for the threaded path.
   for (const Case c : {Case{2, 3, 1}, Case{2, 3, 7}, Case{1, 2, 100}, Case{2, 2, 128},
                        Case{1, 1, 1000}, Case{3, 2, 61}, Case{4, 110, 77}, Case{3, 24, 512}}) {
     Tensor u = random({c.B, c.H, c.L}, DType::F64, 80 + c.L);

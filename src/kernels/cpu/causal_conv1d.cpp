@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <vector>
 
 namespace ssm::kernels::cpu {
 
@@ -95,6 +96,47 @@ T sum(const T* __restrict a, int64_t n) {
   return s;
 }
 
+// Adds this row's share of dw[j] = Σ_l dy[l]·x[l−(K−1)+j] and of dbias = Σ_l dy[l] into
+// dw_sum (K values) and bias_sum. With KC > 0 one pass keeps K+1 sums in kLanes-wide
+// partial sums: independent chains the compiler maps onto vector registers (one
+// accumulator per sum would serialise on the add latency instead).
+template <typename T, int KC>
+void weight_grad_row(const T* __restrict dy, const T* __restrict x, T* __restrict dw_sum,
+                     T& bias_sum, int64_t L, int64_t K_runtime) {
+  if constexpr (KC > 0) {
+    constexpr int64_t K = KC, kLanes = 32 / sizeof(T) * 2;  // two 256-bit vectors
+    T acc[K][kLanes] = {}, bias_acc[kLanes] = {};
+    const int64_t head = std::min<int64_t>(L, K - 1);  // rows whose window starts before 0
+    for (int64_t l = 0; l < head; ++l) {
+      bias_sum += dy[l];
+      for (int64_t j = K - 1 - l; j < K; ++j) dw_sum[j] += dy[l] * x[l - (K - 1) + j];
+    }
+    int64_t l = head;
+    for (; l + kLanes <= L; l += kLanes) {
+      for (int64_t i = 0; i < kLanes; ++i) {
+        const T g = dy[l + i];
+        bias_acc[i] += g;
+        for (int64_t j = 0; j < K; ++j) acc[j][i] += g * x[l + i - (K - 1) + j];
+      }
+    }
+    for (; l < L; ++l) {
+      bias_sum += dy[l];
+      for (int64_t j = 0; j < K; ++j) dw_sum[j] += dy[l] * x[l - (K - 1) + j];
+    }
+    for (int64_t i = 0; i < kLanes; ++i) {
+      bias_sum += bias_acc[i];
+      for (int64_t j = 0; j < K; ++j) dw_sum[j] += acc[j][i];
+    }
+  } else {
+    const int64_t K = K_runtime;
+    for (int64_t j = 0; j < K; ++j) {
+      const int64_t shift = K - 1 - j;  // dy[l] meets x[l − shift]
+      if (shift < L) dw_sum[j] += dot(dy + shift, x, L - shift);
+    }
+    bias_sum += sum(dy, L);
+  }
+}
+
 template <typename T, int KC>
 void forward_all(const T* x, const T* w, const T* bias, T* y, int64_t B, int64_t D, int64_t L,
                  int64_t K) {
@@ -111,22 +153,19 @@ void forward_all(const T* x, const T* w, const T* bias, T* y, int64_t B, int64_t
 template <typename T, int KC>
 void backward_all(const T* dy, const T* x, const T* w, T* dx, T* dw, T* dbias, int64_t B, int64_t D,
                   int64_t L, int64_t K) {
+  // dw and dbias come out of one pass; when only dbias is wanted, dw's sums go to scratch
+  // (allocated here: nothing inside the parallel region may throw).
+  std::vector<T> dw_scratch(dw == nullptr && dbias != nullptr ? static_cast<size_t>(D * K) : 0);
+  T* dw_sums = dw ? dw : dw_scratch.data();
   const int threads = threads_for(B * D * L * K);
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 2)
   for (int64_t d = 0; d < D; ++d) {
-    if (dw) std::fill(dw + d * K, dw + (d + 1) * K, T(0));
     T bias_sum = 0;
+    if (dw_sums) std::fill(dw_sums + d * K, dw_sums + (d + 1) * K, T(0));
     for (int64_t b = 0; b < B; ++b) {
       const int64_t offset = (b * D + d) * L;
-      const T* dy_row = dy + offset;
-      if (dx) input_grad_row<T, KC>(dy_row, w + d * K, dx + offset, L, K);
-      if (dw) {
-        for (int64_t j = 0; j < K; ++j) {
-          const int64_t shift = K - 1 - j;  // dy[l] meets x[l − shift]
-          if (shift < L) dw[d * K + j] += dot(dy_row + shift, x + offset, L - shift);
-        }
-      }
-      if (dbias) bias_sum += sum(dy_row, L);
+      if (dx) input_grad_row<T, KC>(dy + offset, w + d * K, dx + offset, L, K);
+      if (dw_sums) weight_grad_row<T, KC>(dy + offset, x + offset, dw_sums + d * K, bias_sum, L, K);
     }
     if (dbias) dbias[d] = bias_sum;
   }
