@@ -51,12 +51,6 @@ void check_input(const Tensor& x, const Tensor& lengths, const train::ModelConfi
   if (!lengths.defined()) return;
   SSM_CHECK(c.pooling != "last",
             "SequenceClassifier: 'last' pooling with padded batches is not supported");
-  // A bidirectional SSM reads future positions, padding included, so every output would depend
-  // on how far its batch was padded. Masking needs the block to zero the SSM input at padded
-  // positions, which S4Block::forward cannot be told about yet.
-  SSM_CHECK(!c.bidirectional,
-            "SequenceClassifier: a bidirectional model would read the padding of a padded batch "
-            "(lengths given); pad-free batches only");
 }
 }  // namespace
 
@@ -77,8 +71,9 @@ Tensor S4Block::normalize(const Tensor& x) {
   return batch_norm_->forward(x);
 }
 
-Tensor S4Block::forward(const Tensor& x) {
+Tensor S4Block::forward(const Tensor& x, const Tensor& mask) {
   Tensor z = prenorm_ ? normalize(x) : x;
+  if (mask.defined()) z = mul(z, mask);
   z = ssm->forward(z);
   z = dropout_->forward(gelu(z));
   z = dropout_->forward(glu(out_proj_->forward(z), -1));
@@ -122,13 +117,15 @@ Tensor SequenceClassifier::forward(const Tensor& x, const Tensor& lengths) {
   check_input(x, lengths, config_);
   const int64_t L = x.size(1);
   Tensor h = encode(x);
-  for (auto& b : blocks_) h = b->forward(h);
+  // Padded positions are zeroed at every SSM input, so no layer (a bidirectional one reads
+  // the future) sees padding, and the pooling leaves them out.
+  const Tensor mask = lengths.defined() ? length_mask(lengths, x.size(0), L, h.dtype()) : Tensor();
+  for (auto& b : blocks_) h = b->forward(h, mask);
   if (final_norm_) h = final_norm_->forward(h);
   Tensor pooled;
   if (config_.pooling == "last") {
     pooled = h.select(1, L - 1);
-  } else if (lengths.defined()) {
-    Tensor mask = length_mask(lengths, x.size(0), L, h.dtype());
+  } else if (mask.defined()) {
     Tensor counts = sum(mask, {1});  // (B, 1)
     pooled = div(sum(mul(h, mask), {1}), counts);
   } else {

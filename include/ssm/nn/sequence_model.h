@@ -18,7 +18,8 @@ namespace ssm::nn {
 class S4Block : public Module {
  public:
   S4Block(const train::ModelConfig& c, Generator& gen, uint64_t dropout_seed);
-  Tensor forward(const Tensor& x);  // (B, L, H) → (B, L, H)
+  // (B, L, H) → (B, L, H); mask (B, L, 1) (optional) zeroes padded positions at the SSM input.
+  Tensor forward(const Tensor& x, const Tensor& mask = Tensor());
   Tensor step(const Tensor& x_t, S4DState& state);  // (B, H) → (B, H)
   void reseed_dropout(uint64_t seed) { dropout_->gen.manual_seed(seed); }
   std::shared_ptr<S4D> ssm;
