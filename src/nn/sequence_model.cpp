@@ -56,7 +56,29 @@ void check_input(const Tensor& x, const Tensor& lengths, const train::ModelConfi
 
 S4Block::S4Block(const train::ModelConfig& c, Generator& gen, uint64_t dropout_seed)
     : prenorm_(c.prenorm) {
-  ssm = register_module("ssm", std::make_shared<S4D>(s4d_options(c), gen));
+  if (c.layer == "s4") {
+    S4Options o;
+    o.d_model = c.d_model;
+    o.d_state = c.d_state;
+    SSM_CHECK(c.max_length > 0, "S4Block: an S4 layer needs model.max_length (its kernel length)");
+    o.l_max = c.max_length;
+    o.init = c.init;
+    o.dt_min = c.dt_min;
+    o.dt_max = c.dt_max;
+    o.bidirectional = c.bidirectional;
+    s4 = register_module("ssm", std::make_shared<S4>(o, gen));
+  } else if (c.layer == "s5") {
+    S5Options o;
+    o.d_model = c.d_model;
+    o.d_state = c.d_state / 2;  // complex modes: the same real state size as S4 / S4D
+    o.block_size = std::min<int64_t>(16, c.d_state);
+    o.dt_min = c.dt_min;
+    o.dt_max = c.dt_max;
+    o.bidirectional = c.bidirectional;
+    s5 = register_module("ssm", std::make_shared<S5>(o, gen));
+  } else {
+    s4d = register_module("ssm", std::make_shared<S4D>(s4d_options(c), gen));
+  }
   if (c.norm == "batch")
     batch_norm_ = register_module("norm", std::make_shared<BatchNorm>(c.d_model));
   else
@@ -74,16 +96,27 @@ Tensor S4Block::normalize(const Tensor& x) {
 Tensor S4Block::forward(const Tensor& x, const Tensor& mask) {
   Tensor z = prenorm_ ? normalize(x) : x;
   if (mask.defined()) z = mul(z, mask);
-  z = ssm->forward(z);
+  z = s4 ? s4->forward(z) : s5 ? s5->forward(z) : s4d->forward(z);
   z = dropout_->forward(gelu(z));
   z = dropout_->forward(glu(out_proj_->forward(z), -1));
   Tensor y = add(x, z);
   return prenorm_ ? y : normalize(y);
 }
 
-Tensor S4Block::step(const Tensor& x_t, S4DState& state) {
+SSMState S4Block::init_state(int64_t batch) const {
+  if (s4) return s4->init_state(batch);
+  if (s5) return s5->init_state(batch);
+  return s4d->init_state(batch);
+}
+
+Tensor S4Block::step(const Tensor& x_t, SSMState& state) {
   Tensor z = prenorm_ ? normalize(x_t) : x_t;
-  z = ssm->step(z, state);
+  if (s4)
+    z = s4->step(z, std::get<S4State>(state));
+  else if (s5)
+    z = s5->step(z, std::get<S5State>(state));
+  else
+    z = s4d->step(z, std::get<S4DState>(state));
   z = glu(out_proj_->forward(gelu(z)), -1);
   Tensor y = add(x_t, z);
   return prenorm_ ? y : normalize(y);
@@ -144,8 +177,8 @@ Tensor SequenceClassifier::forward_recurrent(const Tensor& x, const Tensor& leng
             "norm and dropout (p = {}) differ from recurrent mode; call eval() first",
             config_.dropout);
   const int64_t B = x.size(0), L = x.size(1);
-  std::vector<S4DState> states;
-  for (auto& b : blocks_) states.push_back(b->ssm->init_state(B));
+  std::vector<SSMState> states;
+  for (auto& b : blocks_) states.push_back(b->init_state(B));
   Tensor mask = lengths.defined() ? length_mask(lengths, B, L, DType::F32) : Tensor();
   Tensor pooled_sum, last;
   for (int64_t t = 0; t < L; ++t) {

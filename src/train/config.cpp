@@ -179,11 +179,11 @@ void validate(const RunConfig& c) {
     SSM_CHECK(v >= 0, "config: '{}' must be ≥ 0, got {}", key, v);
   };
   const auto& m = c.model;
-  one_of(m.layer, {"s4d"}, "model.layer");
+  one_of(m.layer, {"s4d", "s4", "s5"}, "model.layer");
   one_of(m.encoder, {"linear", "embedding"}, "model.encoder");
   one_of(m.norm, {"layer", "batch"}, "model.norm");
   one_of(m.pooling, {"mean", "last"}, "model.pooling");
-  one_of(m.init, {"lin", "inv", "real", "legs"}, "model.init");
+  one_of(m.init, {"lin", "inv", "real", "legs", "legt"}, "model.init");
   one_of(m.discretization, {"zoh", "bilinear"}, "model.discretization");
   positive(m.d_input, "model.d_input");
   positive(m.d_model, "model.d_model");

@@ -91,6 +91,9 @@ TrainResult train(const RunConfig& config, const std::string& run_dir, bool resu
             "config: sequences of {} are up to {} long, beyond 'model.max_length' {}",
             config.data.dataset, task.sequence_length, mc.max_length);
 
+  if (mc.max_length == 0) mc.max_length = task.sequence_length;
+  RunConfig resolved = config;  // what config.toml and checkpoints record
+  resolved.model = mc;
   nn::SequenceClassifier model(mc, static_cast<uint64_t>(tc.seed));
   optim::AdamW opt(optim::make_param_groups(model.named_parameters(), tc.lr, tc.weight_decay, tc.ssm_lr));
   data::DataLoader loader(task.train, {tc.batch_size, true, true, static_cast<uint64_t>(tc.seed)},
@@ -119,7 +122,7 @@ TrainResult train(const RunConfig& config, const std::string& run_dir, bool resu
     std::fprintf(stderr, "resumed from %s at step %lld\n", ckpt_dir.c_str(), static_cast<long long>(step));
   }
   {
-    std::ofstream(run_dir + "/config.toml") << config_to_toml(config);
+    std::ofstream(run_dir + "/config.toml") << config_to_toml(resolved);
   }
   std::fprintf(stderr, "model: %s, %lld parameters; train %lld / val %lld / test %lld examples, L=%lld\n",
                mc.layer.c_str(), static_cast<long long>(model.num_parameters()),
@@ -127,7 +130,7 @@ TrainResult train(const RunConfig& config, const std::string& run_dir, bool resu
                static_cast<long long>(task.test->size()), static_cast<long long>(task.sequence_length));
 
   auto save = [&](int64_t at_step) {
-    nlohmann::json meta = {{"step", at_step}, {"config", config_to_toml(config)}};
+    nlohmann::json meta = {{"step", at_step}, {"config", config_to_toml(resolved)}};
     io::save_checkpoint(ckpt_dir, model.state_dict(), opt.state_dict(), meta.dump());
   };
 

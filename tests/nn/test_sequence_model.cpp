@@ -285,3 +285,25 @@ TEST(SequenceClassifier, RejectsBadInputs) {
   EXPECT_SSM_ERROR(SequenceClassifier(base_config(), 85, DType::F64), "SequenceClassifier",
                    "float32");
 }
+
+TEST(SequenceClassifier, S4AndS5LayersAgreeInConvAndRecurrentModes) {
+  for (const char* layer : {"s4", "s5"}) {
+    train::ModelConfig c = base_config();
+    c.layer = layer;
+    c.max_length = 60;  // the S4 kernel length
+    SequenceClassifier model(c, 101);
+    perturb(model, 102);
+    model.eval();
+    Tensor x = ssm::testing::random({2, 60, 1}, DType::F32, 103);
+    EXPECT_LT(rel_error(model.forward_recurrent(x), model.forward(x)), 1e-5) << layer;
+    // A bidirectional model with padded batches: each example equals itself run alone.
+    c.bidirectional = true;
+    SequenceClassifier bi(c, 104);
+    perturb(bi, 105);
+    bi.eval();
+    Tensor lengths = lengths_tensor({60, 33});
+    Tensor padded = bi.forward(x, lengths);
+    Tensor alone = bi.forward(x.narrow(0, 1, 1).narrow(1, 0, 33).contiguous());
+    EXPECT_LT(rel_error(padded.narrow(0, 1, 1).contiguous(), alone), 1e-5) << layer;
+  }
+}

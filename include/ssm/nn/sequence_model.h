@@ -9,20 +9,31 @@
 #include <memory>
 #include <vector>
 
+#include <variant>
+
 #include "ssm/nn/layers.h"
+#include "ssm/nn/s4.h"
 #include "ssm/nn/s4d.h"
+#include "ssm/nn/s5.h"
 #include "ssm/train/config.h"
 
 namespace ssm::nn {
+
+// The recurrent state of whichever SSM layer a block holds.
+using SSMState = std::variant<S4DState, S4State, S5State>;
 
 class S4Block : public Module {
  public:
   S4Block(const train::ModelConfig& c, Generator& gen, uint64_t dropout_seed);
   // (B, L, H) → (B, L, H); mask (B, L, 1) (optional) zeroes padded positions at the SSM input.
   Tensor forward(const Tensor& x, const Tensor& mask = Tensor());
-  Tensor step(const Tensor& x_t, S4DState& state);  // (B, H) → (B, H)
+  SSMState init_state(int64_t batch) const;
+  Tensor step(const Tensor& x_t, SSMState& state);  // (B, H) → (B, H)
   void reseed_dropout(uint64_t seed) { dropout_->gen.manual_seed(seed); }
-  std::shared_ptr<S4D> ssm;
+  // Exactly one is set, by model.layer: s4d | s4 | s5.
+  std::shared_ptr<S4D> s4d;
+  std::shared_ptr<S4> s4;
+  std::shared_ptr<S5> s5;
 
  private:
   Tensor normalize(const Tensor& x);

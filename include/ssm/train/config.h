@@ -9,7 +9,7 @@
 namespace ssm::train {
 
 struct ModelConfig {
-  std::string layer = "s4d";      // s4d (s4, s5 later)
+  std::string layer = "s4d";      // s4d | s4 | s5
   std::string encoder = "linear"; // linear (real-valued inputs) | embedding (token ids)
   int64_t d_input = 1;            // input features (linear) or vocabulary size (embedding)
   int64_t d_model = 64;
@@ -20,11 +20,13 @@ struct ModelConfig {
   bool prenorm = true;
   std::string norm = "layer";     // layer | batch
   std::string pooling = "mean";   // mean | last
-  std::string init = "legs";      // S4D init: lin | inv | real | legs
+  std::string init = "legs";      // s4d: lin | inv | real | legs; s4: legs | legt
   std::string discretization = "zoh";  // zoh | bilinear
   double dt_min = 1e-3, dt_max = 1e-1;
   bool bidirectional = false;     // non-causal SSM (no step mode)
-  int64_t max_length = 0;         // 0: no limit; else sequences longer than this are rejected
+  // 0: set from the data at training time; sequences longer than this are rejected. It is
+  // also the S4 layer's kernel length l_max.
+  int64_t max_length = 0;
 };
 
 struct DataConfig {
