@@ -93,9 +93,11 @@ TEST(Trainer, SameSeedSameLossCurve) {
   run_training(c, d2, false);
   MetricsLog l1(d1 + "/metrics.jsonl"), l2(d2 + "/metrics.jsonl");
   ASSERT_EQ(l1.records().size(), l2.records().size());
-  for (size_t i = 0; i < l1.records().size(); ++i)
-    if (l1.records()[i].contains("train_loss"))
+  for (size_t i = 0; i < l1.records().size(); ++i) {
+    if (l1.records()[i].contains("train_loss")) {
       EXPECT_EQ(l1.records()[i]["train_loss"], l2.records()[i]["train_loss"]);
+    }
+  }
   fs::remove_all(d1);
   fs::remove_all(d2);
 }
