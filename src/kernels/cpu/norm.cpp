@@ -55,6 +55,10 @@ void sigmoid(const T* z, T* out, int64_t n) {
 template <typename T>
 void layer_norm_fwd(const T* x_all, const T* w, const T* b, T* y_all, double* mean_out,
                     double* rstd_out, int64_t rows, int64_t D, double eps) {
+  // Absent weight / bias act as ones / zeros, so the output loop stays one fused pass.
+  const std::vector<T> ones(w ? 0 : D, T(1)), zeros(b ? 0 : D, T(0));
+  const T* __restrict wv = w ? w : ones.data();
+  const T* __restrict bv = b ? b : zeros.data();
 #pragma omp parallel for schedule(static) num_threads(threads_for(rows* D))
   for (int64_t r = 0; r < rows; ++r) {
     const T* __restrict x = x_all + r * D;
@@ -72,11 +76,7 @@ void layer_norm_fwd(const T* x_all, const T* w, const T* b, T* y_all, double* me
     }
     const double rstd = 1.0 / std::sqrt(sq / D + eps);
 #pragma omp simd
-    for (int64_t d = 0; d < D; ++d) y[d] = static_cast<T>((x[d] - mean) * rstd);
-    if (w)
-      for (int64_t d = 0; d < D; ++d) y[d] *= w[d];
-    if (b)
-      for (int64_t d = 0; d < D; ++d) y[d] += b[d];
+    for (int64_t d = 0; d < D; ++d) y[d] = static_cast<T>((x[d] - mean) * rstd) * wv[d] + bv[d];
     mean_out[r] = mean;
     rstd_out[r] = rstd;
   }
@@ -86,42 +86,72 @@ template <typename T>
 void layer_norm_bwd(const T* dy_all, const T* x_all, const T* w, const double* mean,
                     const double* rstd, T* dx_all, T* dw, T* db, int64_t rows, int64_t D) {
   const bool param_grads = dw || db;
-  // acc[0, D) sums dy · x̂ (for dw), acc[D, 2D) sums dy (for db).
-  auto row = [&](int64_t r, double* acc) {
-    const T* __restrict dy = dy_all + r * D;
-    const T* __restrict x = x_all + r * D;
-    const double m = mean[r], rs = rstd[r];
-    if (dx_all) {
-      // dx = rstd · (g − mean(g) − x̂ · mean(g · x̂)) with g = dy · w.
-      double sum_g = 0, sum_gx = 0;
+  // dw and db sum over every row. Each thread adds rows into accumulators of T (full vector
+  // width) and flushes them into double every kFlushRows rows, so float32 sums over many
+  // rows keep double accuracy without paying for double arithmetic on every element.
+  constexpr int64_t kFlushRows = 32;
+  const int threads = threads_for(rows * D);
+  std::vector<double> partial(param_grads ? static_cast<size_t>(threads) * 2 * D : 0, 0.0);
+  const std::vector<T> ones(w ? 0 : D, T(1));
+  const T* __restrict wv = w ? w : ones.data();
+#pragma omp parallel num_threads(threads)
+  {
+    // x̂ = (x − mean) · rstd is formed in double (see norm.h) once per row and reused.
+    std::vector<T> xhat_buf(D), block_buf(param_grads ? 2 * D : 0, T(0));
+    T* __restrict xh = xhat_buf.data();
+    T* __restrict block_w = block_buf.data();
+    T* __restrict block_b = block_buf.data() + (param_grads ? D : 0);
+    double* acc =
+        param_grads ? partial.data() + static_cast<size_t>(omp_get_thread_num()) * 2 * D : nullptr;
+    int64_t pending = 0;
+    auto flush = [&] {
+      for (int64_t d = 0; d < 2 * D; ++d) {
+        acc[d] += block_buf[d];
+        block_buf[d] = T(0);
+      }
+      pending = 0;
+    };
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+      const T* __restrict dy = dy_all + r * D;
+      const T* __restrict x = x_all + r * D;
+      const double m = mean[r], rs = rstd[r];
+#pragma omp simd
+      for (int64_t d = 0; d < D; ++d) xh[d] = static_cast<T>((x[d] - m) * rs);
+      if (dx_all) {
+        // dx = rstd · (g − mean(g) − x̂ · mean(g · x̂)) with g = dy · w.
+        T sum_g = 0, sum_gx = 0;
 #pragma omp simd reduction(+ : sum_g, sum_gx)
-      for (int64_t d = 0; d < D; ++d) {
-        const double g = dy[d] * (w ? w[d] : T(1));
-        sum_g += g;
-        sum_gx += g * ((x[d] - m) * rs);
-      }
-      const double mean_g = sum_g / D, mean_gx = sum_gx / D;
-      T* __restrict dx = dx_all + r * D;
+        for (int64_t d = 0; d < D; ++d) {
+          const T g = dy[d] * wv[d];
+          sum_g += g;
+          sum_gx += g * xh[d];
+        }
+        const T mean_g = sum_g / static_cast<T>(D), mean_gx = sum_gx / static_cast<T>(D);
+        const T rs_t = static_cast<T>(rs);
+        T* __restrict dx = dx_all + r * D;
 #pragma omp simd
-      for (int64_t d = 0; d < D; ++d) {
-        const double g = dy[d] * (w ? w[d] : T(1));
-        dx[d] = static_cast<T>(rs * (g - mean_g - (x[d] - m) * rs * mean_gx));
+        for (int64_t d = 0; d < D; ++d) dx[d] = rs_t * (dy[d] * wv[d] - mean_g - xh[d] * mean_gx);
+      }
+      if (param_grads) {
+#pragma omp simd
+        for (int64_t d = 0; d < D; ++d) {
+          block_w[d] += dy[d] * xh[d];
+          block_b[d] += dy[d];
+        }
+        if (++pending == kFlushRows) flush();
       }
     }
-    if (param_grads) {
-      double* __restrict acc_w = acc;
-      double* __restrict acc_b = acc + D;
-#pragma omp simd
-      for (int64_t d = 0; d < D; ++d) {
-        acc_w[d] += dy[d] * ((x[d] - m) * rs);
-        acc_b[d] += dy[d];
-      }
-    }
-  };
-  const auto sums = for_rows_summing_columns(rows, param_grads ? 2 * D : 0, rows * D, row);
+    if (param_grads && pending > 0) flush();
+  }
   for (int64_t d = 0; param_grads && d < D; ++d) {
-    if (dw) dw[d] = static_cast<T>(sums[d]);
-    if (db) db[d] = static_cast<T>(sums[D + d]);
+    double sw = 0, sb = 0;
+    for (int t = 0; t < threads; ++t) {
+      sw += partial[static_cast<size_t>(t) * 2 * D + d];
+      sb += partial[static_cast<size_t>(t) * 2 * D + D + d];
+    }
+    if (dw) dw[d] = static_cast<T>(sw);
+    if (db) db[d] = static_cast<T>(sb);
   }
 }
 
