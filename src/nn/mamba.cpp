@@ -72,8 +72,10 @@ Tensor MambaMixer::prefill(const Tensor& x, MambaCache& cache) const {
 
 MambaCache MambaMixer::init_cache(int64_t batch) const {
   SSM_CHECK(batch > 0, "MambaMixer.init_cache: batch expected > 0, got {}", batch);
-  return {Tensor::zeros({batch, options.d_inner(), options.d_conv - 1}, dtype()),
-          Tensor::zeros({batch, options.d_inner(), options.d_state}, dtype())};
+  MambaCache cache;
+  cache.set("conv_state", Tensor::zeros({batch, options.d_inner(), options.d_conv - 1}, dtype()));
+  cache.set("ssm_state", Tensor::zeros({batch, options.d_inner(), options.d_state}, dtype()));
+  return cache;
 }
 
 Tensor MambaMixer::run(const Tensor& x, MambaCache* cache) const {
@@ -110,8 +112,9 @@ Tensor MambaMixer::run(const Tensor& x, MambaCache* cache) const {
     Tensor conv_state = Tensor::zeros({batch, Di, K - 1}, dtype());
     const int64_t kept = std::min(L, K - 1);
     conv_state.narrow(2, K - 1 - kept, kept).copy_(raw.narrow(2, L - kept, kept));
-    cache->conv_state = conv_state;
-    cache->ssm_state = r.last_state.detach().clone();
+    cache->tensors.clear();
+    cache->set("conv_state", conv_state);
+    cache->set("ssm_state", r.last_state.detach().clone());
   }
   return out_proj->forward(r.out.transpose(1, 2));
 }
@@ -125,23 +128,18 @@ Tensor MambaMixer::step(const Tensor& x_t, MambaCache& cache) const {
   SSM_CHECK(x_t.dtype() == dtype(), "MambaMixer.step: argument 'x_t' expected dtype {}, got {}",
             dtype_name(dtype()), dtype_name(x_t.dtype()));
   const int64_t batch = x_t.size(0);
-  SSM_CHECK(cache.conv_state.defined() &&
-                cache.conv_state.shape() == Shape({batch, Di, options.d_conv - 1}),
-            "MambaMixer.step: argument 'cache.conv_state' expected shape ({}, {}, {}), got {}",
-            batch, Di, options.d_conv - 1,
-            cache.conv_state.defined() ? shape_str(cache.conv_state.shape()) : "undefined");
-  SSM_CHECK(cache.ssm_state.defined() && cache.ssm_state.shape() == Shape({batch, Di, N}),
-            "MambaMixer.step: argument 'cache.ssm_state' expected shape ({}, {}, {}), got {}",
-            batch, Di, N,
-            cache.ssm_state.defined() ? shape_str(cache.ssm_state.shape()) : "undefined");
+  Tensor& conv_state = checked_cache_entry(cache, "conv_state", {batch, Di, options.d_conv - 1},
+                                           dtype(), "MambaMixer.step");
+  Tensor& ssm_state =
+      checked_cache_entry(cache, "ssm_state", {batch, Di, N}, dtype(), "MambaMixer.step");
 
   const std::vector<Tensor> xz = split(in_proj->forward(x_t), {Di, Di}, 1);  // (B, Di) each
   const Tensor u = silu(causal_conv1d_update(
-      xz[0], cache.conv_state, conv1d->weight.view({Di, options.d_conv}), conv1d->bias));
+      xz[0], conv_state, conv1d->weight.view({Di, options.d_conv}), conv1d->bias));
   const std::vector<Tensor> dbc = split(x_proj->forward(u), {R, N, N}, 1);
   const Tensor dt = linear(dbc[0], dt_proj->weight);  // (B, Di)
   const Tensor y =
-      selective_state_update(cache.ssm_state, u, dt, neg(exp(A_log)), dbc[1].unsqueeze(1),
+      selective_state_update(ssm_state, u, dt, neg(exp(A_log)), dbc[1].unsqueeze(1),
                              dbc[2].unsqueeze(1), D, xz[1], dt_proj->bias, /*dt_softplus=*/true);
   return out_proj->forward(y);
 }

@@ -24,13 +24,13 @@ class BlockList : public Module {
 }  // namespace
 
 MambaBlock::MambaBlock(const MambaLMConfig& c, Generator& gen, DType dtype) {
-  norm = register_module("norm", std::make_shared<RMSNorm>(c.mixer.d_model, c.norm_eps, dtype));
-  mixer = register_module("mixer", std::make_shared<MambaMixer>(c.mixer, gen, dtype));
+  norm = register_module("norm", std::make_shared<RMSNorm>(c.d_model(), c.norm_eps, dtype));
+  mixer = register_module("mixer", make_mixer(c, gen, dtype));
 }
 
 MambaBackbone::MambaBackbone(const MambaLMConfig& c, Generator& gen, DType dtype) {
-  embeddings = register_module(
-      "embeddings", std::make_shared<Embedding>(c.vocab_size, c.mixer.d_model, gen, dtype));
+  embeddings = register_module("embeddings",
+                               std::make_shared<Embedding>(c.vocab_size, c.d_model(), gen, dtype));
   // Mamba initialises the embedding with std 0.02 (it is also the tied output projection).
   embeddings->weight.copy_(mul_scalar(embeddings->weight, 0.02));
   auto list = register_module("layers", std::make_shared<BlockList>());
@@ -38,7 +38,7 @@ MambaBackbone::MambaBackbone(const MambaLMConfig& c, Generator& gen, DType dtype
     layers.push_back(std::make_shared<MambaBlock>(c, gen, dtype));
     list->add(layers.back());
   }
-  norm_f = register_module("norm_f", std::make_shared<RMSNorm>(c.mixer.d_model, c.norm_eps, dtype));
+  norm_f = register_module("norm_f", std::make_shared<RMSNorm>(c.d_model(), c.norm_eps, dtype));
 }
 
 MambaLM::MambaLM(const MambaLMConfig& c, Generator& gen, DType dtype) : config(c) {
@@ -49,7 +49,7 @@ MambaLM::MambaLM(const MambaLMConfig& c, Generator& gen, DType dtype) : config(c
   if (!c.tie_embeddings)
     lm_head = register_parameter(
         "lm_head.weight",
-        mul_scalar(randn({c.vocab_size, c.mixer.d_model}, dtype, &gen), 0.02).detach());
+        mul_scalar(randn({c.vocab_size, c.d_model()}, dtype, &gen), 0.02).detach());
 }
 
 void MambaLM::check_ids(const Tensor& ids, int64_t rank, const char* op) const {

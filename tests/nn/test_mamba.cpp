@@ -237,7 +237,8 @@ TEST(MambaLM, ForwardIsResidualStackWithTiedHead) {
     return out;
   };
   for (const auto& block : lm.backbone->layers)
-    h = add(h, mixer_reference(*block->mixer, rms(h, block->norm->weight)));
+    h = add(h, mixer_reference(dynamic_cast<const MambaMixer&>(*block->mixer),
+                               rms(h, block->norm->weight)));
   const Tensor hf = rms(h, lm.backbone->norm_f->weight);
   Tensor ref = Tensor::zeros({2, 6, 19}, DType::F64);
   for (int64_t b = 0; b < 2; ++b)

@@ -12,7 +12,7 @@
 
 #include "ssm/core/rng.h"
 #include "ssm/nn/layers.h"
-#include "ssm/nn/module.h"
+#include "ssm/nn/mixer.h"
 
 namespace ssm::nn {
 
@@ -27,12 +27,10 @@ struct MambaOptions {
   int64_t resolved_dt_rank() const { return dt_rank > 0 ? dt_rank : (d_model + 15) / 16; }
 };
 
-// The recurrent state of one mixer: the last d_conv − 1 conv inputs (oldest first) and the SSM
-// state. Both contiguous, updated in place by step().
-struct MambaCache {
-  Tensor conv_state;  // (B, D_inner, d_conv − 1)
-  Tensor ssm_state;   // (B, D_inner, N)
-};
+// The recurrent state of one Mamba-1 mixer: "conv_state" (B, D_inner, d_conv − 1), the last
+// d_conv − 1 conv inputs (oldest first), and "ssm_state" (B, D_inner, N). Both contiguous,
+// updated in place by step().
+using MambaCache = MixerCache;
 
 // A (D, k) depthwise conv stored as PyTorch's Conv1d(groups=D) does: weight (D, 1, k), bias (D).
 class DepthwiseConv1d : public Module {
@@ -49,20 +47,22 @@ class DtProjection : public Module {
   Tensor weight, bias;  // (D_inner, R), (D_inner)
 };
 
-class MambaMixer : public Module {
+class MambaMixer : public SequenceMixer {
  public:
   MambaMixer(const MambaOptions& options, Generator& gen, DType dtype = DType::F32);
 
   // x (B, L, d_model) → (B, L, d_model). Differentiable.
-  Tensor forward(const Tensor& x) const;
+  Tensor forward(const Tensor& x) const override;
   // The same output, plus the cache after the last position (not differentiable).
-  Tensor prefill(const Tensor& x, MambaCache& cache) const;
+  Tensor prefill(const Tensor& x, MambaCache& cache) const override;
   // A zero cache, as before the first token.
-  MambaCache init_cache(int64_t batch) const;
+  MambaCache init_cache(int64_t batch) const override;
   // One token: x_t (B, d_model) → (B, d_model); advances `cache`. Not differentiable.
-  Tensor step(const Tensor& x_t, MambaCache& cache) const;
+  Tensor step(const Tensor& x_t, MambaCache& cache) const override;
 
-  DType dtype() const { return A_log.dtype(); }
+  int64_t d_model() const override { return options.d_model; }
+  DType dtype() const override { return A_log.dtype(); }
+  const char* arch() const override { return "mamba1"; }
 
   MambaOptions options;
   std::shared_ptr<Linear> in_proj, x_proj, out_proj;

@@ -1,35 +1,49 @@
 #pragma once
-// The Mamba-1 language model (DESIGN §5): embedding → n blocks of h = h + Mixer(RMSNorm(h))
+// The Mamba language model (DESIGN §5): embedding → n blocks of h = h + Mixer(RMSNorm(h))
 // → final RMSNorm → lm_head (tied to the embedding unless the config says otherwise).
-// Parameter names follow Hugging Face's MambaForCausalLM ("backbone.layers.0.mixer.A_log", …),
-// so state_dict() / load_state_dict() speak a checkpoint's names directly.
+// The mixer is any SequenceMixer, chosen by `config.arch` ("mamba1", "mamba2", "mamba3") and
+// built by make_mixer(). Parameter names follow Hugging Face's MambaForCausalLM /
+// Mamba2ForCausalLM ("backbone.layers.0.mixer.A_log", …), so state_dict() / load_state_dict()
+// speak a checkpoint's names directly.
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <utility>
 #include <vector>
 
 #include "ssm/nn/layers.h"
 #include "ssm/nn/mamba.h"
+#include "ssm/nn/mamba2.h"
+#include "ssm/nn/mixer.h"
 
 namespace ssm::nn {
 
 struct MambaLMConfig {
-  MambaOptions mixer;  // d_model lives here
+  std::string arch = "mamba1";  // which mixer: "mamba1" | "mamba2" | "mamba3"
+  // Per-architecture options; only the chosen arch's are read (d_model lives in them).
+  MambaOptions mixer;  // mamba1
+  Mamba2Options mamba2;
   int64_t n_layer = 2;
   int64_t vocab_size = 256;  // rows of the embedding (already padded)
   double norm_eps = 1e-5;
   bool tie_embeddings = true;  // false: a separate lm_head.weight (V, d_model)
+
+  // d_model of the chosen arch; an unknown arch is an ssm::Error.
+  int64_t d_model() const;
 };
 
+// Builds the mixer of `config.arch` (an unknown arch is an ssm::Error listing the known ones).
+std::shared_ptr<SequenceMixer> make_mixer(const MambaLMConfig& config, Generator& gen, DType dtype);
+
 struct MambaLMCache {
-  std::vector<MambaCache> layers;
+  std::vector<MixerCache> layers;  // one per block
 };
 
 class MambaBlock : public Module {
  public:
   MambaBlock(const MambaLMConfig& config, Generator& gen, DType dtype);
   std::shared_ptr<RMSNorm> norm;
-  std::shared_ptr<MambaMixer> mixer;
+  std::shared_ptr<SequenceMixer> mixer;
 };
 
 // backbone: embeddings, layers.{i}, norm_f.
