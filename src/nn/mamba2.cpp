@@ -97,15 +97,15 @@ Tensor Mamba2Mixer::run(const Tensor& x, MixerCache* cache) const {
   const Tensor xbc_raw = zxd[1].transpose(1, 2);  // (B, Cd, L)
   const Tensor xbc =
       silu(causal_conv1d(xbc_raw, conv1d->weight.view({Cd, K}), conv1d->bias)).transpose(1, 2);
-  const std::vector<Tensor> xBC = split(xbc, {Di, G * N, G * N}, 2);  // contiguous pieces
-  const Tensor dt = softplus(zxd[2] + dt_bias);                       // (B, L, H)
+  const std::vector<Tensor> xBC = split(xbc, {Di, G * N, G * N}, 2);
+  const Tensor dt = softplus(zxd[2] + dt_bias);  // (B, L, H)
 
   SsdOptions ssd_options;
   ssd_options.D = D;
   ssd_options.chunk_size = o.chunk_size;
   const SsdResult r =
-      ssd(xBC[0].view({batch, L, H, P}), dt, neg(exp(A_log)), xBC[1].view({batch, L, G, N}),
-          xBC[2].view({batch, L, G, N}), ssd_options);
+      ssd(xBC[0].reshape({batch, L, H, P}), dt, neg(exp(A_log)), xBC[1].reshape({batch, L, G, N}),
+          xBC[2].reshape({batch, L, G, N}), ssd_options);
   const Tensor y = norm->forward(r.y.reshape({batch, L, Di}), zxd[0]);
 
   if (cache) {
@@ -141,8 +141,9 @@ Tensor Mamba2Mixer::step(const Tensor& x_t, MixerCache& cache) const {
       silu(causal_conv1d_update(zxd[1], conv_state, conv1d->weight.view({Cd, K}), conv1d->bias));
   const std::vector<Tensor> xBC = split(xbc, {Di, G * N, G * N}, 1);
   const Tensor dt = softplus(zxd[2] + dt_bias);  // (B, H)
-  const Tensor y = ssd_state_update(ssm_state, xBC[0].view({batch, H, P}), dt, neg(exp(A_log)),
-                                    xBC[1].view({batch, G, N}), xBC[2].view({batch, G, N}), D);
+  const Tensor y =
+      ssd_state_update(ssm_state, xBC[0].reshape({batch, H, P}), dt, neg(exp(A_log)),
+                       xBC[1].reshape({batch, G, N}), xBC[2].reshape({batch, G, N}), D);
   return out_proj->forward(norm->forward(y.reshape({batch, Di}), zxd[0]));
 }
 
