@@ -39,6 +39,9 @@ Mamba2Mixer::Mamba2Mixer(const Mamba2Options& o, Generator& gen, DType dtype) : 
   SSM_CHECK(o.A_init_min > 0 && o.A_init_min <= o.A_init_max,
             "Mamba2Mixer: expected 0 < A_init_min <= A_init_max, got {} and {}", o.A_init_min,
             o.A_init_max);
+  SSM_CHECK(o.dt_limit_min >= 0 && o.dt_limit_min < o.dt_limit_max,
+            "Mamba2Mixer: expected 0 <= dt_limit_min < dt_limit_max, got {} and {}", o.dt_limit_min,
+            o.dt_limit_max);
   SSM_CHECK(o.norm_eps > 0, "Mamba2Mixer: norm_eps expected > 0, got {}", o.norm_eps);
   const int64_t Di = o.d_inner(), H = o.n_heads();
   in_proj = register_module(
@@ -62,6 +65,16 @@ Mamba2Mixer::Mamba2Mixer(const Mamba2Options& o, Generator& gen, DType dtype) : 
                          std::make_shared<GatedRMSNorm>(Di, Di / o.n_groups, o.norm_eps, dtype));
   out_proj =
       register_module("out_proj", std::make_shared<Linear>(Di, o.d_model, false, gen, dtype));
+}
+
+Tensor Mamba2Mixer::delta(const Tensor& dt_raw) const {
+  Tensor dt = softplus(dt_raw + dt_bias);
+  // Clamp written with relu, max(v, lo) = lo + relu(v − lo) and min(v, hi) = hi − relu(hi − v),
+  // so the gradient is that of the clamp; skipped for the default (no-op) range.
+  if (options.dt_limit_min > 0) dt = relu(dt - options.dt_limit_min) + options.dt_limit_min;
+  if (std::isfinite(options.dt_limit_max))
+    dt = options.dt_limit_max - relu(options.dt_limit_max - dt);
+  return dt;
 }
 
 Tensor Mamba2Mixer::forward(const Tensor& x) const {
@@ -98,7 +111,7 @@ Tensor Mamba2Mixer::run(const Tensor& x, MixerCache* cache) const {
   const Tensor xbc =
       silu(causal_conv1d(xbc_raw, conv1d->weight.view({Cd, K}), conv1d->bias)).transpose(1, 2);
   const std::vector<Tensor> xBC = split(xbc, {Di, G * N, G * N}, 2);
-  const Tensor dt = softplus(zxd[2] + dt_bias);  // (B, L, H)
+  const Tensor dt = delta(zxd[2]);  // (B, L, H)
 
   SsdOptions ssd_options;
   ssd_options.D = D;
@@ -140,7 +153,7 @@ Tensor Mamba2Mixer::step(const Tensor& x_t, MixerCache& cache) const {
   const Tensor xbc =
       silu(causal_conv1d_update(zxd[1], conv_state, conv1d->weight.view({Cd, K}), conv1d->bias));
   const std::vector<Tensor> xBC = split(xbc, {Di, G * N, G * N}, 1);
-  const Tensor dt = softplus(zxd[2] + dt_bias);  // (B, H)
+  const Tensor dt = delta(zxd[2]);  // (B, H)
   const Tensor y =
       ssd_state_update(ssm_state, xBC[0].reshape({batch, H, P}), dt, neg(exp(A_log)),
                        xBC[1].reshape({batch, G, N}), xBC[2].reshape({batch, G, N}), D);

@@ -3,13 +3,14 @@
 //   z, xBC, Δ_raw = split(in_proj(h))             sizes (D_inner, D_inner + 2·G·N, H), no bias
 //   xBC  = SiLU(causal depthwise conv1d(xBC))     width d_conv, with bias
 //   x, B, C = split(xBC)                          x (H heads of P), B and C (G groups of N)
-//   Δ    = softplus(Δ_raw + dt_bias)              per head
+//   Δ    = softplus(Δ_raw + dt_bias)              per head, clamped to [dt_limit_min, dt_limit_max]
 //   y    = SSD(x, Δ, A = −exp(A_log), B, C, D)    the op multiplies x by Δ itself
 //   y    = RMSNorm(y ⊙ SiLU(z)) within each of the G groups of D_inner / G channels, · norm.weight
 //   out  = out_proj(y)                            no bias
 // Parameter names: in_proj.weight, conv1d.weight (C, 1, k), conv1d.bias, dt_bias, A_log, D,
 // norm.weight, out_proj.weight.
 #include <cstdint>
+#include <limits>
 
 #include "ssm/core/rng.h"
 #include "ssm/nn/layers.h"
@@ -27,6 +28,9 @@ struct Mamba2Options {
   int64_t n_groups = 1;   // G (B and C shared by H / G heads)
   int64_t chunk_size = 256;
   double dt_min = 1e-3, dt_max = 1e-1, dt_init_floor = 1e-4;
+  // Δ is clamped to this range (HF time_step_limit, mamba_ssm dt_limit); the default clamps
+  // nothing.
+  double dt_limit_min = 0, dt_limit_max = std::numeric_limits<double>::infinity();
   double A_init_min = 1, A_init_max = 16;  // A = −U[min, max] per head
   double norm_eps = 1e-5;
   int64_t d_inner() const { return expand * d_model; }
@@ -69,6 +73,7 @@ class Mamba2Mixer : public SequenceMixer {
 
  private:
   Tensor run(const Tensor& x, MixerCache* cache) const;
+  Tensor delta(const Tensor& dt_raw) const;  // softplus(dt_raw + dt_bias), clamped
 };
 
 }  // namespace ssm::nn
