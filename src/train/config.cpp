@@ -7,6 +7,9 @@
 #include <toml++/toml.h>
 
 #include "ssm/core/error.h"
+#include "ssm/data/induction_heads.h"
+#include "ssm/data/mqar.h"
+#include "ssm/data/selective_copy.h"
 
 namespace ssm::train {
 
@@ -65,6 +68,13 @@ Registry registry(RunConfig& c) {
   m["dt_max"] = field(c.model.dt_max, "dt_max");
   m["max_length"] = field(c.model.max_length, "max_length");
   m["bidirectional"] = field(c.model.bidirectional, "bidirectional");
+  m["arch"] = field(c.model.arch, "arch");
+  m["expand"] = field(c.model.expand, "expand");
+  m["d_conv"] = field(c.model.d_conv, "d_conv");
+  m["dt_rank"] = field(c.model.dt_rank, "dt_rank");
+  m["head_dim"] = field(c.model.head_dim, "head_dim");
+  m["n_groups"] = field(c.model.n_groups, "n_groups");
+  m["vocab_size"] = field(c.model.vocab_size, "vocab_size");
   auto& d = r["data"];
   d["dataset"] = field(c.data.dataset, "dataset");
   d["dir"] = field(c.data.dir, "dir");
@@ -72,6 +82,16 @@ Registry registry(RunConfig& c) {
   d["train_limit"] = field(c.data.train_limit, "train_limit");
   d["val_size"] = field(c.data.val_size, "val_size");
   d["test_limit"] = field(c.data.test_limit, "test_limit");
+  d["path"] = field(c.data.path, "path");
+  d["seq_len"] = field(c.data.seq_len, "seq_len");
+  d["eval_length"] = field(c.data.eval_length, "eval_length");
+  d["vocab_size"] = field(c.data.vocab_size, "vocab_size");
+  d["num_tokens"] = field(c.data.num_tokens, "num_tokens");
+  d["num_pairs"] = field(c.data.num_pairs, "num_pairs");
+  d["train_size"] = field(c.data.train_size, "train_size");
+  d["test_size"] = field(c.data.test_size, "test_size");
+  d["val_fraction"] = field(c.data.val_fraction, "val_fraction");
+  d["test_fraction"] = field(c.data.test_fraction, "test_fraction");
   auto& t = r["train"];
   t["seed"] = field(c.train.seed, "seed");
   t["batch_size"] = field(c.train.batch_size, "batch_size");
@@ -112,6 +132,36 @@ void apply_override(toml::table& root, const std::string& spec) {
 
 }  // namespace
 
+bool is_token_task(const std::string& dataset) {
+  return dataset == "selective-copy" || dataset == "induction-heads" || dataset == "mqar" ||
+         dataset == "text";
+}
+
+void apply_task_defaults(DataConfig& d) {
+  if (d.seq_len == 0) {
+    if (d.dataset == "selective-copy")
+      d.seq_len = data::SelectiveCopyOptions{}.seq_len;
+    else if (is_token_task(d.dataset))
+      d.seq_len = 256;
+  }
+  if (d.vocab_size == 0) {
+    if (d.dataset == "selective-copy")
+      d.vocab_size = data::SelectiveCopyOptions{}.vocab_size;
+    else if (d.dataset == "induction-heads")
+      d.vocab_size = data::InductionHeadsOptions{}.vocab_size;
+    else if (d.dataset == "mqar")
+      d.vocab_size = data::MqarOptions{}.vocab_size;
+  }
+}
+
+data::SelectiveCopyOptions selective_copy_options(const DataConfig& d) {
+  return {d.seq_len, d.num_tokens, d.vocab_size};
+}
+data::InductionHeadsOptions induction_heads_options(const DataConfig& d) {
+  return {d.seq_len, d.vocab_size};
+}
+data::MqarOptions mqar_options(const DataConfig& d) { return {d.seq_len, d.num_pairs, d.vocab_size}; }
+
 RunConfig parse_config(const std::string& text, const std::vector<std::string>& overrides,
                        const std::string& source) {
   toml::table root;
@@ -137,6 +187,7 @@ RunConfig parse_config(const std::string& text, const std::vector<std::string>& 
       f->second.read(v, section + "." + key);
     }
   }
+  apply_task_defaults(c.data);
   validate(c);
   return c;
 }
@@ -179,30 +230,95 @@ void validate(const RunConfig& c) {
     SSM_CHECK(v >= 0, "config: '{}' must be ≥ 0, got {}", key, v);
   };
   const auto& m = c.model;
-  one_of(m.layer, {"s4d", "s4", "s5"}, "model.layer");
-  one_of(m.encoder, {"linear", "embedding"}, "model.encoder");
-  one_of(m.norm, {"layer", "batch"}, "model.norm");
-  one_of(m.pooling, {"mean", "last"}, "model.pooling");
-  one_of(m.init, {"lin", "inv", "real", "legs", "legt"}, "model.init");
-  one_of(m.discretization, {"zoh", "bilinear"}, "model.discretization");
-  positive(m.d_input, "model.d_input");
+  const auto& d = c.data;
+  one_of(d.dataset, {"fashion-mnist", "mnist", "listops", "selective-copy", "induction-heads", "mqar", "text"},
+         "data.dataset");
+  const bool lm = is_token_task(d.dataset);
+  if (lm) {
+    SSM_CHECK(!m.arch.empty(),
+              "config: data.dataset '{}' trains a language model: set 'model.arch' to mamba1, "
+              "mamba2 or mamba3",
+              d.dataset);
+    one_of(m.arch, {"mamba1", "mamba2", "mamba3"}, "model.arch");
+  } else {
+    SSM_CHECK(m.arch.empty(),
+              "config: 'model.arch' = '{}' builds a language model, but data.dataset '{}' is "
+              "sequence classification (leave model.arch out and choose model.layer)",
+              m.arch, d.dataset);
+  }
   positive(m.d_model, "model.d_model");
   positive(m.d_state, "model.d_state");
-  SSM_CHECK(m.d_state % 2 == 0,
-            "config: 'model.d_state' must be even (S4D keeps N/2 conjugate pairs), got {}", m.d_state);
   positive(m.n_layers, "model.n_layers");
-  SSM_CHECK(m.n_classes >= 1, "config: 'model.n_classes' must be ≥ 1, got {}", m.n_classes);
-  SSM_CHECK(m.dropout >= 0 && m.dropout < 1, "config: 'model.dropout' must be in [0, 1), got {}",
-            m.dropout);
   positive(m.dt_min, "model.dt_min");
   SSM_CHECK(m.dt_max >= m.dt_min, "config: 'model.dt_max' ({}) must be ≥ 'model.dt_min' ({})",
             m.dt_max, m.dt_min);
-  non_negative(m.max_length, "model.max_length");
-  const auto& d = c.data;
-  one_of(d.dataset, {"fashion-mnist", "mnist", "listops"}, "data.dataset");
+  if (lm) {
+    positive(m.expand, "model.expand");
+    positive(m.d_conv, "model.d_conv");
+    non_negative(m.dt_rank, "model.dt_rank");
+    positive(m.head_dim, "model.head_dim");
+    positive(m.n_groups, "model.n_groups");
+    non_negative(m.vocab_size, "model.vocab_size");
+    if (m.arch != "mamba1") {
+      const int64_t d_inner = m.expand * m.d_model;
+      SSM_CHECK(d_inner % m.head_dim == 0,
+                "config: 'model.head_dim' ({}) must divide D_inner = model.expand × model.d_model "
+                "= {}",
+                m.head_dim, d_inner);
+      SSM_CHECK((d_inner / m.head_dim) % m.n_groups == 0,
+                "config: 'model.n_groups' ({}) must divide the {} heads (D_inner / model.head_dim)",
+                m.n_groups, d_inner / m.head_dim);
+    }
+  } else {
+    one_of(m.layer, {"s4d", "s4", "s5"}, "model.layer");
+    one_of(m.encoder, {"linear", "embedding"}, "model.encoder");
+    one_of(m.norm, {"layer", "batch"}, "model.norm");
+    one_of(m.pooling, {"mean", "last"}, "model.pooling");
+    one_of(m.init, {"lin", "inv", "real", "legs", "legt"}, "model.init");
+    one_of(m.discretization, {"zoh", "bilinear"}, "model.discretization");
+    positive(m.d_input, "model.d_input");
+    SSM_CHECK(m.d_state % 2 == 0,
+              "config: 'model.d_state' must be even (S4D keeps N/2 conjugate pairs), got {}",
+              m.d_state);
+    SSM_CHECK(m.n_classes >= 1, "config: 'model.n_classes' must be ≥ 1, got {}", m.n_classes);
+    SSM_CHECK(m.dropout >= 0 && m.dropout < 1, "config: 'model.dropout' must be in [0, 1), got {}",
+              m.dropout);
+    non_negative(m.max_length, "model.max_length");
+  }
   non_negative(d.train_limit, "data.train_limit");
   non_negative(d.val_size, "data.val_size");
   non_negative(d.test_limit, "data.test_limit");
+  non_negative(d.seq_len, "data.seq_len");
+  non_negative(d.eval_length, "data.eval_length");
+  non_negative(d.vocab_size, "data.vocab_size");
+  DataConfig resolved = d;
+  apply_task_defaults(resolved);
+  const int64_t eval_length = resolved.eval_length > 0 ? resolved.eval_length : resolved.seq_len;
+  for (const int64_t len : {resolved.seq_len, eval_length}) {
+    DataConfig at = resolved;
+    at.seq_len = len;
+    if (d.dataset == "selective-copy")
+      data::validate(selective_copy_options(at), "data.");
+    else if (d.dataset == "induction-heads")
+      data::validate(induction_heads_options(at), "data.");
+    else if (d.dataset == "mqar")
+      data::validate(mqar_options(at), "data.");
+  }
+  if (d.dataset == "selective-copy" || d.dataset == "induction-heads" || d.dataset == "mqar") {
+    positive(d.train_size, "data.train_size");
+    positive(d.val_size, "data.val_size");
+    positive(d.test_size, "data.test_size");
+  }
+  if (d.dataset == "text") {
+    SSM_CHECK(!d.path.empty(), "config: data.dataset 'text' needs 'data.path' (a text file)");
+    positive(resolved.seq_len, "data.seq_len");
+    SSM_CHECK(d.val_fraction > 0 && d.val_fraction < 1,
+              "config: 'data.val_fraction' must be in (0, 1), got {}", d.val_fraction);
+    SSM_CHECK(d.test_fraction >= 0 && d.val_fraction + d.test_fraction < 1,
+              "config: 'data.test_fraction' must be ≥ 0 with data.val_fraction + "
+              "data.test_fraction < 1, got {}",
+              d.test_fraction);
+  }
   const auto& t = c.train;
   non_negative(t.seed, "train.seed");
   positive(t.batch_size, "train.batch_size");

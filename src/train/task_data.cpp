@@ -4,6 +4,8 @@
 
 #include "ssm/data/listops_dataset.h"
 #include "ssm/data/sequential_image.h"
+#include "ssm/data/text_bytes.h"
+#include "ssm/data/token_task.h"
 
 namespace ssm::train {
 
@@ -33,11 +35,64 @@ std::shared_ptr<const data::Dataset> cap(std::shared_ptr<const data::Dataset> ds
   return std::make_shared<SubsetDataset>(ds, 0, limit);
 }
 
+// A generated token task: train / val / test of data.train_size / val_size / test_size
+// examples, the evaluation splits at data.eval_length.
+template <typename Options, typename Make>
+void generated_task(TaskData& t, const RunConfig& c, Options (*options)(const DataConfig&),
+                    Make make, int64_t vocab) {
+  const DataConfig& d = c.data;
+  DataConfig at_eval = d;
+  if (d.eval_length > 0) at_eval.seq_len = d.eval_length;
+  const Options train_o = options(d), eval_o = options(at_eval);
+  const auto seed = static_cast<uint64_t>(c.train.seed);
+  auto split = [&](int64_t size, int id, Options o) {
+    return std::make_shared<data::GeneratedTokenDataset>(
+        size, split_seed(seed, id), [o, make](Generator& g) { return make(o, g); });
+  };
+  t.train = split(d.train_size, 0, train_o);
+  t.val = split(d.val_size, 1, eval_o);
+  t.test = split(d.test_size, 2, eval_o);
+  t.sequence_length = std::max(d.seq_len, at_eval.seq_len);
+  t.input_dim = vocab;
+  t.example_accuracy = true;
+}
+
 }  // namespace
 
-TaskData load_task_data(const RunConfig& c) {
+uint64_t split_seed(uint64_t train_seed, int split) {
+  return data::example_seed(train_seed, -1 - split);
+}
+
+TaskData load_task_data(const RunConfig& config) {
   TaskData t;
+  RunConfig c = config;
+  apply_task_defaults(c.data);
   const DataConfig& d = c.data;
+  if (is_token_task(d.dataset)) {
+    t.collate = data::stack_examples;
+    t.token_inputs = t.language_model = true;
+    if (d.dataset == "selective-copy") {
+      generated_task(t, c, &selective_copy_options, data::make_selective_copy,
+                     data::selective_copy_vocab(selective_copy_options(d)));
+    } else if (d.dataset == "induction-heads") {
+      generated_task(t, c, &induction_heads_options, data::make_induction_heads,
+                     data::induction_heads_vocab(induction_heads_options(d)));
+    } else if (d.dataset == "mqar") {
+      generated_task(t, c, &mqar_options, data::make_mqar, data::mqar_vocab(mqar_options(d)));
+    } else {  // text
+      auto bytes = data::read_text_bytes(d.path);
+      const int64_t eval_context = d.eval_length > 0 ? d.eval_length : d.seq_len;
+      const data::TextSplits train = data::split_text(bytes, d.seq_len, d.val_fraction, d.test_fraction, d.path);
+      const data::TextSplits eval = data::split_text(bytes, eval_context, d.val_fraction, d.test_fraction, d.path);
+      t.train = train.train;
+      t.val = eval.val;
+      t.test = eval.test;
+      t.sequence_length = std::max(d.seq_len, eval_context);
+      t.input_dim = data::kByteVocabSize;
+      t.byte_level = true;
+    }
+    return t;
+  }
   if (d.dataset == "fashion-mnist" || d.dataset == "mnist") {
     const bool fashion = d.dataset == "fashion-mnist";
     data::SequentialImageOptions o = fashion ? data::fashion_mnist_options() : data::mnist_options();

@@ -20,50 +20,74 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Number of correct argmax predictions in logits (B, C) against targets (B).
-int64_t count_correct(const Tensor& logits, const Tensor& targets) {
-  const Tensor l = logits.contiguous();
-  const int64_t B = l.size(0), C = l.size(1);
-  const float* p = l.data<float>();
-  int64_t correct = 0;
-  for (int64_t b = 0; b < B; ++b) {
-    int64_t best = 0;
-    for (int64_t c = 1; c < C; ++c)
-      if (p[b * C + c] > p[b * C + best]) best = c;
-    correct += best == static_cast<int64_t>(targets.at({b}));
+// Running sums of BatchResults.
+struct Totals {
+  double loss_sum = 0;  // loss × targets
+  int64_t targets = 0, correct = 0, examples = 0, examples_correct = 0;
+  void add(double loss, const BatchResult& b) {
+    loss_sum += loss * static_cast<double>(b.targets);
+    targets += b.targets;
+    correct += b.correct;
+    examples += b.examples;
+    examples_correct += b.examples_correct;
   }
-  return correct;
+  EvalResult result(const TaskData& task) const {
+    EvalResult r;
+    r.samples = examples;
+    r.targets = targets;
+    r.loss = targets ? loss_sum / static_cast<double>(targets) : NAN;
+    r.accuracy = targets ? static_cast<double>(correct) / static_cast<double>(targets) : NAN;
+    if (task.example_accuracy && examples)
+      r.example_accuracy = static_cast<double>(examples_correct) / static_cast<double>(examples);
+    if (task.byte_level) r.bpc = r.loss / std::log(2.0);
+    return r;
+  }
+};
+
+// The metrics.jsonl fields of `r`, named prefix_loss, prefix_accuracy, ….
+void add_fields(nlohmann::json& record, const std::string& prefix, const EvalResult& r) {
+  record[prefix + "_loss"] = r.loss;
+  record[prefix + "_accuracy"] = r.accuracy;
+  if (!std::isnan(r.example_accuracy)) record[prefix + "_example_accuracy"] = r.example_accuracy;
+  if (!std::isnan(r.bpc)) record[prefix + "_bpc"] = r.bpc;
+}
+
+std::string summary(const EvalResult& r) {
+  std::string s = fmt::format("loss {:.4f}, accuracy {:.4f}", r.loss, r.accuracy);
+  if (!std::isnan(r.example_accuracy)) s += fmt::format(", solved {:.4f}", r.example_accuracy);
+  if (!std::isnan(r.bpc)) s += fmt::format(", {:.4f} bpc", r.bpc);
+  return s;
 }
 
 }  // namespace
 
-EvalResult evaluate(nn::SequenceClassifier& model, std::shared_ptr<const data::Dataset> dataset,
-                    const data::CollateFn& collate, int64_t batch_size, bool recurrent,
-                    const std::string& label) {
+nlohmann::json to_json(const EvalResult& r) {
+  nlohmann::json j = {{"loss", r.loss}, {"accuracy", r.accuracy}, {"samples", r.samples}};
+  if (r.targets != r.samples) j["tokens"] = r.targets;
+  if (!std::isnan(r.example_accuracy)) j["example_accuracy"] = r.example_accuracy;
+  if (!std::isnan(r.bpc)) j["bpc"] = r.bpc;
+  return j;
+}
+
+EvalResult evaluate(TaskModel& model, const TaskData& task,
+                    std::shared_ptr<const data::Dataset> dataset, int64_t batch_size,
+                    bool recurrent, const std::string& label) {
   NoGradGuard no_grad;
-  const bool was_training = model.is_training();
-  model.eval();
-  data::DataLoader loader(dataset, {batch_size, false, false, 0}, collate);
-  EvalResult r;
-  double loss_sum = 0;
-  int64_t correct = 0;
+  nn::Module& module = model.module();
+  const bool was_training = module.is_training();
+  module.eval();
+  data::DataLoader loader(dataset, {batch_size, false, false, 0}, task.collate);
+  Totals totals;
   Progress progress(label, loader.num_batches());
   for (int64_t i = 0; i < loader.num_batches(); ++i) {
-    data::Batch b = loader.batch(i);
-    Tensor logits = recurrent ? model.forward_recurrent(b.inputs, b.lengths)
-                              : model.forward(b.inputs, b.lengths);
-    const int64_t n = logits.size(0);
-    loss_sum += cross_entropy(logits, b.targets).item() * static_cast<double>(n);
-    correct += count_correct(logits, b.targets);
-    r.samples += n;
+    const BatchResult b = model.run(loader.batch(i), recurrent);
+    totals.add(b.loss.item(), b);
     if (recurrent && (i + 1) % 10 == 0)
-      progress.update(i + 1, fmt::format("acc {:.4f}", double(correct) / double(r.samples)),
-                      double(r.samples), "samples");
+      progress.update(i + 1, fmt::format("acc {:.4f}", totals.result(task).accuracy),
+                      double(totals.examples), "samples");
   }
-  model.train(was_training);
-  r.loss = r.samples ? loss_sum / static_cast<double>(r.samples) : NAN;
-  r.accuracy = r.samples ? static_cast<double>(correct) / static_cast<double>(r.samples) : NAN;
-  return r;
+  module.train(was_training);
+  return totals.result(task);
 }
 
 TrainResult train(const RunConfig& config, const std::string& run_dir, bool resume,
@@ -78,24 +102,11 @@ TrainResult train(const RunConfig& config, const std::string& run_dir, bool resu
               run_dir);
 
   TaskData task = load_task_data(config);
-  ModelConfig mc = config.model;
-  SSM_CHECK(mc.encoder != "embedding" || mc.d_input >= task.input_dim,
-            "config: 'model.d_input' ({}) is smaller than the vocabulary of {} ({})", mc.d_input,
-            config.data.dataset, task.input_dim);
-  SSM_CHECK(mc.encoder != "linear" || mc.d_input == task.input_dim,
-            "config: 'model.d_input' is {}, but {} has {} feature(s) per position", mc.d_input,
-            config.data.dataset, task.input_dim);
-  SSM_CHECK(mc.n_classes == task.num_classes, "config: 'model.n_classes' is {}, but {} has {} classes",
-            mc.n_classes, config.data.dataset, task.num_classes);
-  SSM_CHECK(mc.max_length == 0 || task.sequence_length <= mc.max_length,
-            "config: sequences of {} are up to {} long, beyond 'model.max_length' {}",
-            config.data.dataset, task.sequence_length, mc.max_length);
-
-  if (mc.max_length == 0) mc.max_length = task.sequence_length;
-  RunConfig resolved = config;  // what config.toml and checkpoints record
-  resolved.model = mc;
-  nn::SequenceClassifier model(mc, static_cast<uint64_t>(tc.seed));
-  optim::AdamW opt(optim::make_param_groups(model.named_parameters(), tc.lr, tc.weight_decay, tc.ssm_lr));
+  const RunConfig resolved = resolve_config(config, task);  // what config.toml and checkpoints record
+  std::unique_ptr<TaskModel> model_ptr = make_task_model(resolved);
+  TaskModel& model = *model_ptr;
+  nn::Module& module = model.module();
+  optim::AdamW opt(optim::make_param_groups(module.named_parameters(), tc.lr, tc.weight_decay, tc.ssm_lr));
   data::DataLoader loader(task.train, {tc.batch_size, true, true, static_cast<uint64_t>(tc.seed)},
                           task.collate);
   SSM_CHECK(loader.num_batches() > 0, "train: the training set ({} examples) is smaller than one batch ({})",
@@ -115,7 +126,7 @@ TrainResult train(const RunConfig& config, const std::string& run_dir, bool resu
   MetricsLog metrics(run_dir + "/metrics.jsonl");
   if (resume) {
     io::Checkpoint ck = io::load_checkpoint(ckpt_dir);
-    model.load_state_dict(ck.model_state);
+    module.load_state_dict(ck.model_state);
     opt.load_state_dict(ck.optimizer_state);
     step = nlohmann::json::parse(ck.metadata_json).at("step").get<int64_t>();
     metrics.truncate_after_step(step);
@@ -125,20 +136,20 @@ TrainResult train(const RunConfig& config, const std::string& run_dir, bool resu
     std::ofstream(run_dir + "/config.toml") << config_to_toml(resolved);
   }
   std::fprintf(stderr, "model: %s, %lld parameters; train %lld / val %lld / test %lld examples, L=%lld\n",
-               mc.layer.c_str(), static_cast<long long>(model.num_parameters()),
+               model.name().c_str(), static_cast<long long>(module.num_parameters()),
                static_cast<long long>(task.train->size()), static_cast<long long>(task.val->size()),
                static_cast<long long>(task.test->size()), static_cast<long long>(task.sequence_length));
 
   auto save = [&](int64_t at_step) {
     nlohmann::json meta = {{"step", at_step}, {"config", config_to_toml(resolved)}};
-    io::save_checkpoint(ckpt_dir, model.state_dict(), opt.state_dict(), meta.dump());
+    io::save_checkpoint(ckpt_dir, module.state_dict(), opt.state_dict(), meta.dump());
   };
 
   TrainResult result;
   Progress progress("step", total_steps);
-  double loss_acc = 0, samples_since = 0;
-  int64_t correct_acc = 0, seen_acc = 0;
-  model.train();
+  Totals since_log;
+  double samples_done = 0;  // since this process started (the rate's numerator)
+  module.train();
   while (step < total_steps) {
     const int64_t epoch = step / steps_per_epoch;
     loader.set_epoch(epoch);
@@ -146,38 +157,38 @@ TrainResult train(const RunConfig& config, const std::string& run_dir, bool resu
       data::Batch b = loader.batch(bi);
       opt.set_lr_scale(schedule->lr_scale(step));
       model.reseed_dropout(static_cast<uint64_t>(tc.seed), step);
-      Tensor logits = model.forward(b.inputs, b.lengths);
-      Tensor loss = cross_entropy(logits, b.targets);
-      const double loss_value = loss.item();
+      const BatchResult out = model.run(b, false);
+      const double loss_value = out.loss.item();
       SSM_CHECK(std::isfinite(loss_value),
                 "train: the loss became {} at step {}; stopping (the last checkpoint in '{}' is intact)",
                 loss_value, step, ckpt_dir);
       opt.zero_grad();
-      loss.backward();
-      if (tc.grad_clip > 0) optim::clip_grad_norm(model.parameters(), tc.grad_clip);
+      out.loss.backward();
+      if (tc.grad_clip > 0) optim::clip_grad_norm(module.parameters(), tc.grad_clip);
       opt.step();
       ++step;
-      const int64_t n = logits.size(0);
-      loss_acc += loss_value * n;
-      correct_acc += count_correct(logits, b.targets);
-      seen_acc += n;
-      samples_since += n;
+      since_log.add(loss_value, out);
+      samples_done += static_cast<double>(out.examples);
       if (step % tc.log_every == 0 || step == total_steps) {
-        const double train_loss = loss_acc / seen_acc, train_acc = double(correct_acc) / seen_acc;
-        progress.update(step, fmt::format("epoch {} | loss {:.4f} | acc {:.4f} | lr {:.2e}", epoch + 1,
-                                          train_loss, train_acc, tc.lr * opt.lr_scale()),
-                        samples_since, "samples");
-        metrics.write({{"step", step}, {"epoch", epoch + 1}, {"train_loss", train_loss},
-                       {"train_accuracy", train_acc}, {"lr", tc.lr * opt.lr_scale()},
-                       {"elapsed_s", progress.elapsed_seconds()}});
-        loss_acc = 0;
-        correct_acc = seen_acc = 0;
+        const EvalResult tr = since_log.result(task);
+        std::string fields = fmt::format("epoch {} | loss {:.4f} | acc {:.4f}", epoch + 1, tr.loss, tr.accuracy);
+        if (!std::isnan(tr.bpc)) fields += fmt::format(" | bpc {:.3f}", tr.bpc);
+        fields += fmt::format(" | lr {:.2e}", tc.lr * opt.lr_scale());
+        progress.update(step, fields, samples_done, "samples");
+        nlohmann::json record = {{"step", step}, {"epoch", epoch + 1}};
+        add_fields(record, "train", tr);
+        record["lr"] = tc.lr * opt.lr_scale();
+        record["elapsed_s"] = progress.elapsed_seconds();
+        metrics.write(record);
+        since_log = Totals{};
       }
       if (step % eval_every == 0 || step == total_steps) {
-        result.val = evaluate(model, task.val, task.collate, eval_bs, false, "val");
-        std::fprintf(stderr, "validation at step %lld: loss %.4f, accuracy %.4f\n",
-                     static_cast<long long>(step), result.val.loss, result.val.accuracy);
-        metrics.write({{"step", step}, {"val_loss", result.val.loss}, {"val_accuracy", result.val.accuracy}});
+        result.val = evaluate(model, task, task.val, eval_bs, false, "val");
+        std::fprintf(stderr, "validation at step %lld: %s\n", static_cast<long long>(step),
+                     summary(result.val).c_str());
+        nlohmann::json record = {{"step", step}};
+        add_fields(record, "val", result.val);
+        metrics.write(record);
         metrics.plot(run_dir + "/curves.svg");
       }
       if (step % ckpt_every == 0 || step == total_steps) save(step);
@@ -189,8 +200,10 @@ TrainResult train(const RunConfig& config, const std::string& run_dir, bool resu
   }
   result.steps = step;
   result.seconds = progress.elapsed_seconds();
-  result.test = evaluate(model, task.test, task.collate, eval_bs, false, "test");
-  metrics.write({{"step", step}, {"test_loss", result.test.loss}, {"test_accuracy", result.test.accuracy}});
+  result.test = evaluate(model, task, task.test, eval_bs, false, "test");
+  nlohmann::json record = {{"step", step}};
+  add_fields(record, "test", result.test);
+  metrics.write(record);
   return result;
 }
 

@@ -1,4 +1,5 @@
-// `ssm eval RUN_DIR [--split val|test] [--mode conv|step] [--limit N] [--json]`
+// `ssm eval RUN_DIR [--split val|test] [--mode conv|step] [--limit N] [--set key=value]… [--json]`
+#include <cmath>
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
@@ -11,6 +12,7 @@ void register_eval(CLI::App& app, GlobalOptions& g) {
   struct Args {
     std::string run_dir, split = "test", mode = "conv";
     int64_t limit = 0, batch_size = 0;
+    std::vector<std::string> sets;
     bool json = false;
   };
   auto a = std::make_shared<Args>();
@@ -21,28 +23,36 @@ void register_eval(CLI::App& app, GlobalOptions& g) {
       ->check(CLI::IsMember({"conv", "step"}));
   cmd->add_option("--limit", a->limit, "Evaluate only the first N examples")->check(CLI::NonNegativeNumber);
   cmd->add_option("--batch-size", a->batch_size, "Batch size (default: the run's)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--set", a->sets,
+                  "Override a value of the run's config, e.g. data.eval_length=16384 (repeatable)")
+      ->allow_extra_args(false);
   cmd->add_flag("--json", a->json, "Print one JSON object on stdout");
   cmd->callback([&g, a] {
     apply_globals(g);
-    train::RunConfig c = train::load_config(a->run_dir + "/config.toml", {});
+    train::RunConfig c = train::load_config(a->run_dir + "/config.toml", a->sets);
     if (a->limit > 0) {
       if (a->split == "test") c.data.test_limit = a->limit;
     }
-    train::TaskData task = train::load_task_data(c);
-    nn::SequenceClassifier model(c.model, static_cast<uint64_t>(c.train.seed));
+    const train::TaskData task = train::load_task_data(c);
+    c = train::resolve_config(c, task);
+    std::unique_ptr<train::TaskModel> model = train::make_task_model(c);
     io::Checkpoint ck = io::load_checkpoint(a->run_dir);
-    model.load_state_dict(ck.model_state);
+    model->module().load_state_dict(ck.model_state);
     auto ds = a->split == "test" ? task.test : task.val;
     if (a->limit > 0 && a->limit < ds->size()) ds = std::make_shared<train::SubsetDataset>(ds, 0, a->limit);
     const int64_t bs = a->batch_size > 0 ? a->batch_size : c.train.batch_size;
-    train::EvalResult r = train::evaluate(model, ds, task.collate, bs, a->mode == "step", a->split);
+    const train::EvalResult r = train::evaluate(*model, task, ds, bs, a->mode == "step", a->split);
     if (a->json) {
-      nlohmann::json j = {{"split", a->split}, {"mode", a->mode}, {"loss", r.loss},
-                          {"accuracy", r.accuracy}, {"samples", r.samples}};
+      nlohmann::json j = {{"split", a->split}, {"mode", a->mode}};
+      j.update(train::to_json(r));
       std::printf("%s\n", j.dump().c_str());
     } else {
-      std::printf("%s (%s mode): loss %.4f, accuracy %.4f over %lld samples\n", a->split.c_str(),
-                  a->mode.c_str(), r.loss, r.accuracy, static_cast<long long>(r.samples));
+      std::string extra;
+      if (!std::isnan(r.example_accuracy))
+        extra += fmt::format(", {:.4f} of examples fully correct", r.example_accuracy);
+      if (!std::isnan(r.bpc)) extra += fmt::format(", {:.4f} bits per byte", r.bpc);
+      std::printf("%s (%s mode): loss %.4f, accuracy %.4f%s over %lld samples\n", a->split.c_str(),
+                  a->mode.c_str(), r.loss, r.accuracy, extra.c_str(), static_cast<long long>(r.samples));
     }
   });
 }

@@ -1,15 +1,16 @@
-// `ssm generate MODEL_DIR --prompt "…"`: text from a Hugging Face Mamba-1 model directory
-// (config.json, model.safetensors[.index.json], tokenizer.json), streamed token by token.
+// `ssm generate MODEL_DIR --prompt "…"`: text from a Hugging Face Mamba model directory
+// (config.json, model.safetensors[.index.json], tokenizer.json) or from the run directory of a
+// byte-level `ssm train` text run (prompt bytes are the ids; output bytes are written raw),
+// streamed token by token.
 #include <cstdio>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 
 #include "commands.h"
+#include "language_model.h"
 #include "ssm/core/error.h"
 #include "ssm/infer/generate.h"
-#include "ssm/io/hf_mamba.h"
-#include "ssm/io/tokenizer.h"
 
 namespace ssm::cli {
 
@@ -29,10 +30,12 @@ struct GenerateCliOptions {
 }  // namespace
 
 void register_generate(CLI::App& app, GlobalOptions& g) {
-  auto* cmd = app.add_subcommand("generate", "Generate text with a Hugging Face Mamba model");
+  auto* cmd = app.add_subcommand(
+      "generate", "Generate text with a Mamba model (Hugging Face directory or byte-level run)");
   auto opt = std::make_shared<GenerateCliOptions>();
   cmd->add_option("model_dir", opt->model_dir,
-                  "Directory with config.json, model.safetensors and tokenizer.json")
+                  "Directory with config.json, model.safetensors and tokenizer.json, or the run "
+                  "directory of a byte-level `ssm train` text run")
       ->required();
   cmd->add_option("--prompt", opt->prompt, "Prompt text")->required();
   cmd->add_option("-n,--max-new-tokens", opt->n, "Number of tokens to generate");
@@ -44,14 +47,14 @@ void register_generate(CLI::App& app, GlobalOptions& g) {
   cmd->callback([&g, opt] {
     apply_globals(g);
     SSM_CHECK(opt->n > 0, "generate: -n expected > 0, got {}", opt->n);
-    const auto tokenizer = io::Tokenizer::from_file(opt->model_dir + "/tokenizer.json");
-    const std::vector<int64_t> prompt = tokenizer.encode(opt->prompt);
+    const LanguageModel lm = LanguageModel::load(opt->model_dir, "generate");
+    const std::vector<int64_t> prompt = lm.encode(opt->prompt);
     SSM_CHECK(!prompt.empty(), "generate: --prompt encodes to no tokens; give some text");
-    const auto model = io::load_hf_mamba(opt->model_dir);
+    const nn::MambaLM& model = lm.model();
     for (int64_t id : prompt)
-      SSM_CHECK(id < model->config.vocab_size,
+      SSM_CHECK(id < model.config.vocab_size,
                 "generate: prompt token id {} is outside the model's vocabulary of {}", id,
-                model->config.vocab_size);
+                model.config.vocab_size);
 
     infer::GenerateOptions go;
     go.max_new_tokens = opt->n;
@@ -63,7 +66,7 @@ void register_generate(CLI::App& app, GlobalOptions& g) {
     const auto on_token = [&](int64_t id) {
       if (opt->json) return true;
       so_far.push_back(id);
-      const std::string text = tokenizer.decode(so_far);
+      const std::string text = lm.decode(so_far);
       if (text.size() > printed) {
         std::fwrite(text.data() + printed, 1, text.size() - printed, stdout);
         std::fflush(stdout);
@@ -75,10 +78,10 @@ void register_generate(CLI::App& app, GlobalOptions& g) {
       std::fwrite(opt->prompt.data(), 1, opt->prompt.size(), stdout);
       std::fflush(stdout);
     }
-    const infer::GenerateResult r = infer::generate(*model, prompt, go, on_token);
+    const infer::GenerateResult r = infer::generate(model, prompt, go, on_token);
     if (opt->json) {
       const nlohmann::json j = {{"ids", r.ids},
-                                {"text", tokenizer.decode(r.ids)},
+                                {"text", lm.decode(r.ids)},
                                 {"prompt_tokens_per_s", r.prompt_tokens_per_s},
                                 {"gen_tokens_per_s", r.gen_tokens_per_s}};
       std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());

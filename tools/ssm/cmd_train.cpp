@@ -1,4 +1,5 @@
 // `ssm train CONFIG.toml [--out RUN_DIR] [--set key=value]... [--resume] [--json]`
+#include <cmath>
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
@@ -36,13 +37,17 @@ void register_train(CLI::App& app, GlobalOptions& g) {
       nlohmann::json j = {{"run_dir", out},
                           {"steps", r.steps},
                           {"seconds", r.seconds},
-                          {"val", {{"loss", r.val.loss}, {"accuracy", r.val.accuracy}}},
-                          {"test", {{"loss", r.test.loss}, {"accuracy", r.test.accuracy}, {"samples", r.test.samples}}}};
+                          {"val", train::to_json(r.val)},
+                          {"test", train::to_json(r.test)}};
       std::printf("%s\n", j.dump().c_str());
     } else {
-      std::printf("run %s: %lld steps in %.1f s; validation accuracy %.4f; test loss %.4f, test accuracy %.4f (%lld samples)\n",
+      std::string extra;
+      if (!std::isnan(r.test.example_accuracy))
+        extra += fmt::format(", {:.4f} of examples fully correct", r.test.example_accuracy);
+      if (!std::isnan(r.test.bpc)) extra += fmt::format(", {:.4f} bits per byte", r.test.bpc);
+      std::printf("run %s: %lld steps in %.1f s; validation accuracy %.4f; test loss %.4f, test accuracy %.4f%s (%lld samples)\n",
                   out.c_str(), static_cast<long long>(r.steps), r.seconds, r.val.accuracy, r.test.loss,
-                  r.test.accuracy, static_cast<long long>(r.test.samples));
+                  r.test.accuracy, extra.c_str(), static_cast<long long>(r.test.samples));
     }
   });
 }

@@ -6,6 +6,10 @@
 #include <string>
 #include <vector>
 
+#include "ssm/data/induction_heads.h"
+#include "ssm/data/mqar.h"
+#include "ssm/data/selective_copy.h"
+
 namespace ssm::train {
 
 struct ModelConfig {
@@ -27,6 +31,17 @@ struct ModelConfig {
   // 0: set from the data at training time; sequences longer than this are rejected. It is
   // also the S4 layer's kernel length l_max.
   int64_t max_length = 0;
+
+  // Language models for the token tasks. arch "" builds the sequence classifier above (of
+  // model.layer); mamba1 | mamba2 | mamba3 builds a MambaLM with that mixer, of d_model,
+  // n_layers and d_state (the keys above) and these:
+  std::string arch;
+  int64_t expand = 2;     // D_inner = expand · d_model
+  int64_t d_conv = 4;     // causal conv width (mamba1, mamba2)
+  int64_t dt_rank = 0;    // mamba1: 0 = ceil(d_model / 16)
+  int64_t head_dim = 64;  // mamba2, mamba3: P (D_inner must be a multiple)
+  int64_t n_groups = 1;   // mamba2: groups G sharing B and C
+  int64_t vocab_size = 0; // 0: the task's vocabulary
 };
 
 struct DataConfig {
@@ -36,6 +51,19 @@ struct DataConfig {
   int64_t train_limit = 0;        // use only the first N training examples (0 = all)
   int64_t val_size = 5000;        // held out from the training set for validation
   int64_t test_limit = 0;         // evaluate on the first N test examples (0 = all)
+
+  // Token tasks: selective-copy | induction-heads | mqar (generated) and text (bytes of a
+  // file). Zeros are the task's defaults, filled in when the config is read.
+  std::string path;               // text: the file (relative paths: to the working directory)
+  int64_t seq_len = 0;            // training length (selective-copy 4096, others 256)
+  int64_t eval_length = 0;        // validation / test length (0 = seq_len)
+  int64_t vocab_size = 0;         // selective-copy, induction-heads: data tokens (16); mqar: all ids (8192)
+  int64_t num_tokens = 16;        // selective-copy: tokens to copy
+  int64_t num_pairs = 16;         // mqar: key-value pairs
+  int64_t train_size = 16384;     // generated tasks: training examples per epoch
+  int64_t test_size = 1000;       // generated tasks: test examples (data.val_size: validation)
+  double val_fraction = 0.1;      // text: the part after the training part
+  double test_fraction = 0.0;     // text: the last part (0: test on the validation part)
 };
 
 struct TrainConfig {
@@ -68,5 +96,15 @@ RunConfig parse_config(const std::string& toml_text, const std::vector<std::stri
 RunConfig load_config(const std::string& path, const std::vector<std::string>& overrides);
 std::string config_to_toml(const RunConfig& c);
 void validate(const RunConfig& c);
+
+// Datasets whose examples are token sequences with per-position targets (a language model's
+// tasks); the others are sequence classification.
+bool is_token_task(const std::string& dataset);
+// Fills the zeros of data.seq_len and data.vocab_size with the task's defaults.
+void apply_task_defaults(DataConfig& d);
+// The generator options a data config describes (at its data.seq_len).
+data::SelectiveCopyOptions selective_copy_options(const DataConfig& d);
+data::InductionHeadsOptions induction_heads_options(const DataConfig& d);
+data::MqarOptions mqar_options(const DataConfig& d);
 
 }  // namespace ssm::train

@@ -14,9 +14,16 @@ struct TaskData {
   int64_t num_classes = 0;
   int64_t input_dim = 0;        // features per position (linear encoder) or vocabulary size
   bool token_inputs = false;
+  // Token tasks: targets per position (B, L) with kIgnoreIndex where no loss applies.
+  bool language_model = false;
+  bool byte_level = false;          // text: losses are also reported in bits per byte
+  bool example_accuracy = false;    // generated tasks: report the fraction of examples solved
 };
 
 TaskData load_task_data(const RunConfig& config);
+
+// The seed of a generated task's split (0 train, 1 validation, 2 test).
+uint64_t split_seed(uint64_t train_seed, int split);
 
 // A view of examples [begin, begin + count) of another dataset.
 class SubsetDataset : public data::Dataset {
