@@ -27,8 +27,8 @@ ClassifierTaskModel::ClassifierTaskModel(const ModelConfig& config, uint64_t see
     : model_(config, seed) {}
 
 BatchResult ClassifierTaskModel::run(const data::Batch& b, bool recurrent) {
-  const Tensor logits =
-      recurrent ? model_.forward_recurrent(b.inputs, b.lengths) : model_.forward(b.inputs, b.lengths);
+  const Tensor logits = recurrent ? model_.forward_recurrent(b.inputs, b.lengths)
+                                  : model_.forward(b.inputs, b.lengths);
   BatchResult r;
   r.loss = cross_entropy(logits, b.targets);
   r.examples = r.targets = logits.size(0);

@@ -17,7 +17,8 @@ namespace {
 // final norm and head, which run() applies to the target rows only.
 Tensor hidden_states(const nn::MambaLM& m, const Tensor& ids) {
   Tensor h = m.backbone->embeddings->forward(ids);
-  for (const auto& block : m.backbone->layers) h = h + block->mixer->forward(block->norm->forward(h));
+  for (const auto& block : m.backbone->layers)
+    h = h + block->mixer->forward(block->norm->forward(h));
   return h;
 }
 
@@ -27,16 +28,18 @@ Tensor recurrent_logits(const nn::MambaLM& m, const Tensor& ids) {
   const int64_t B = ids.size(0), L = ids.size(1);
   Tensor out = Tensor::empty({B, L, m.config.vocab_size}, m.dtype());
   nn::MambaLMCache cache = m.init_cache(B);
-  for (int64_t l = 0; l < L; ++l) out.select(1, l).copy_(m.step(ids.select(1, l).contiguous(), cache));
+  for (int64_t l = 0; l < L; ++l)
+    out.select(1, l).copy_(m.step(ids.select(1, l).contiguous(), cache));
   return out;
 }
 
 }  // namespace
 
 std::unique_ptr<nn::MambaLM> make_language_model(const ModelConfig& c, uint64_t seed) {
-  SSM_CHECK(c.vocab_size > 0, "make_language_model: 'model.vocab_size' must be resolved (> 0), got {}",
-            c.vocab_size);
+  SSM_CHECK(c.vocab_size > 0,
+            "make_language_model: 'model.vocab_size' must be resolved (> 0), got {}", c.vocab_size);
   nn::MambaLMConfig lc;
+  lc.arch = c.arch;
   lc.n_layer = c.n_layers;
   lc.vocab_size = c.vocab_size;
   if (c.arch == "mamba1") {
@@ -47,8 +50,19 @@ std::unique_ptr<nn::MambaLM> make_language_model(const ModelConfig& c, uint64_t 
     lc.mixer.dt_rank = c.dt_rank;
     lc.mixer.dt_min = c.dt_min;
     lc.mixer.dt_max = c.dt_max;
+  } else if (c.arch == "mamba2") {
+    lc.mamba2.d_model = c.d_model;
+    lc.mamba2.d_state = c.d_state;
+    lc.mamba2.d_conv = c.d_conv;
+    lc.mamba2.expand = c.expand;
+    lc.mamba2.head_dim = c.head_dim;
+    lc.mamba2.n_groups = c.n_groups;
+    lc.mamba2.dt_min = c.dt_min;
+    lc.mamba2.dt_max = c.dt_max;
   } else {
-    SSM_FAIL("config: 'model.arch' = '{}' is not in this build's MambaLM yet (mamba1 is)", c.arch);
+    SSM_FAIL(
+        "config: 'model.arch' = '{}' is not in this build's MambaLM yet (mamba1 and mamba2 are)",
+        c.arch);
   }
   Generator gen(seed);
   return std::make_unique<nn::MambaLM>(lc, gen);

@@ -108,8 +108,19 @@ TEST(LmConfig, TaskDefaultsAndKeysAreChecked) {
   EXPECT_SSM_ERROR(resolve_config(small, load_task_data(small)), "model.vocab_size", "10", "24");
 }
 
-TEST(LmTaskModel, TargetRowLossEqualsFullForwardLossAndStepModeAgrees) {
-  const RunConfig c = tiny_mqar();
+class LmArch : public ::testing::TestWithParam<const char*> {
+ protected:
+  // mamba2: D_inner 32 in 4 heads of 8.
+  RunConfig config(std::vector<std::string> overrides = {}) const {
+    overrides.push_back(std::string("model.arch=") + GetParam());
+    overrides.push_back("model.head_dim=8");
+    return tiny_mqar(overrides);
+  }
+};
+INSTANTIATE_TEST_SUITE_P(Archs, LmArch, ::testing::Values("mamba1", "mamba2"));
+
+TEST_P(LmArch, TargetRowLossEqualsFullForwardLossAndStepModeAgrees) {
+  const RunConfig c = config();
   const TaskData task = load_task_data(c);
   const RunConfig r = resolve_config(c, task);
   EXPECT_EQ(r.model.vocab_size, 24);
@@ -135,9 +146,9 @@ TEST(LmTaskModel, TargetRowLossEqualsFullForwardLossAndStepModeAgrees) {
   }
 }
 
-TEST(LmTrainer, LossDropsOnATinyTokenTask) {
-  const RunConfig c = tiny_mqar({"train.epochs=2"});  // 60 steps
-  const std::string dir = fresh_dir("learn");
+TEST_P(LmArch, LossDropsOnATinyTokenTask) {
+  const RunConfig c = config({"train.epochs=2"});  // 60 steps
+  const std::string dir = fresh_dir(std::string("learn_") + GetParam());
   const TrainResult r = ssm::train::train(c, dir, false);
   EXPECT_EQ(r.steps, 60);
   MetricsLog log(dir + "/metrics.jsonl");

@@ -48,25 +48,28 @@ void register_perplexity(CLI::App& app, GlobalOptions& g) {
               a->text_file, tokens.size());
     const auto T = static_cast<int64_t>(tokens.size());
     SSM_CHECK(!ctx_given || a->ctx <= T,
-              "perplexity: --ctx {} is longer than the {} tokens of '{}'", a->ctx, T,
-              a->text_file);
+              "perplexity: --ctx {} is longer than the {} tokens of '{}'", a->ctx, T, a->text_file);
     const int64_t ctx = ctx_given ? a->ctx : std::min<int64_t>(1024, T);
     train::Progress timer("perplexity", 1);
     const infer::PerplexityResult r = infer::perplexity(lm.model(), tokens, ctx, a->batch);
     const double seconds = timer.elapsed_seconds();
     if (a->json) {
-      const nlohmann::json j = {{"perplexity", r.perplexity}, {"tokens", r.tokens},
-                                {"mean_nll", r.mean_nll},     {"windows", r.windows},
+      const nlohmann::json j = {{"perplexity", r.perplexity},
+                                {"tokens", r.tokens},
+                                {"mean_nll", r.mean_nll},
+                                {"windows", r.windows},
                                 {"ctx", ctx}};
       std::printf("%s\n", j.dump().c_str());
     } else {
       const std::string bits =
           lm.byte_level() ? fmt::format(", {:.4f} bits per byte", r.mean_nll / std::log(2.0)) : "";
-      std::printf("perplexity %.4f (mean NLL %.4f nats%s) over %lld tokens in %lld windows of %lld\n",
-                  r.perplexity, r.mean_nll, bits.c_str(), static_cast<long long>(r.tokens),
-                  static_cast<long long>(r.windows), static_cast<long long>(ctx));
+      std::printf(
+          "perplexity %.4f (mean NLL %.4f nats%s) over %lld tokens in %lld windows of %lld\n",
+          r.perplexity, r.mean_nll, bits.c_str(), static_cast<long long>(r.tokens),
+          static_cast<long long>(r.windows), static_cast<long long>(ctx));
     }
-    std::fprintf(stderr, "%.1f tokens/s\n", static_cast<double>(r.tokens + r.windows) / std::max(seconds, 1e-9));
+    std::fprintf(stderr, "%.1f tokens/s\n",
+                 static_cast<double>(r.tokens + r.windows) / std::max(seconds, 1e-9));
   });
 }
 

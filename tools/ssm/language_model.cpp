@@ -22,8 +22,8 @@ LanguageModel LanguageModel::load(const std::string& dir, const char* command) {
     lm.model_ = std::move(t.model);
     return lm;
   }
-  lm.tokenizer_ =
-      std::make_shared<io::Tokenizer>(io::Tokenizer::from_file((fs::path(dir) / "tokenizer.json").string()));
+  lm.tokenizer_ = std::make_shared<io::Tokenizer>(
+      io::Tokenizer::from_file((fs::path(dir) / "tokenizer.json").string()));
   lm.model_ = io::load_hf_mamba(dir);
   return lm;
 }
