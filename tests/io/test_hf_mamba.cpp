@@ -298,17 +298,17 @@ TEST_F(HfMamba, MissingAndUnexpectedTensors) {
 TEST_F(HfMamba, UnknownArchitecture) {
   const TinyShape s;
   json c = hf_config(s);
-  c["architectures"] = {"Mamba2ForCausalLM"};
+  c["architectures"] = {"JambaForCausalLM"};
   EXPECT_SSM_ERROR(io::parse_mamba_config(c.dump(), "config.json"), "config.json",
-                   "unknown architecture 'Mamba2ForCausalLM'");
+                   "unknown architecture 'JambaForCausalLM'");
   c = hf_config(s);
   c.erase("architectures");
   c["model_type"] = "falcon_mamba";
   EXPECT_SSM_ERROR(io::parse_mamba_config(c.dump(), "config.json"), "unknown architecture",
                    "falcon_mamba");
-  const json m2 = {
-      {"d_model", 8}, {"n_layer", 1}, {"vocab_size", 8}, {"ssm_cfg", {{"layer", "Mamba2"}}}};
-  EXPECT_SSM_ERROR(io::parse_mamba_config(m2.dump(), "c.json"), "unknown architecture", "Mamba2");
+  const json hyena = {
+      {"d_model", 8}, {"n_layer", 1}, {"vocab_size", 8}, {"ssm_cfg", {{"layer", "Hyena"}}}};
+  EXPECT_SSM_ERROR(io::parse_mamba_config(hyena.dump(), "c.json"), "unknown architecture", "Hyena");
   EXPECT_SSM_ERROR(io::parse_mamba_config(json({{"n_embd", 8}}).dump(), "c.json"),
                    "unknown architecture");
   c = hf_config(s);

@@ -1,14 +1,19 @@
 #pragma once
-// Loading a Mamba-1 language model from a Hugging Face model directory:
-//   config.json   either MambaForCausalLM's (hidden_size, num_hidden_layers, state_size, expand,
-//                 conv_kernel, time_step_rank ("auto" = ceil(hidden_size / 16)), vocab_size,
-//                 layer_norm_epsilon, use_conv_bias, use_bias, tie_word_embeddings) or the
-//                 original mamba_ssm one (d_model, n_layer, vocab_size, ssm_cfg,
-//                 pad_vocab_size_multiple: the vocabulary is padded up to the multiple);
+// Loading a Mamba-1 or Mamba-2 language model from a Hugging Face model directory:
+//   config.json   transformers' MambaForCausalLM (hidden_size, num_hidden_layers, state_size,
+//                 expand, conv_kernel, time_step_rank ("auto" = ceil(hidden_size / 16)),
+//                 vocab_size, layer_norm_epsilon, use_conv_bias, use_bias, tie_word_embeddings)
+//                 or Mamba2ForCausalLM (the same plus head_dim, num_heads, n_groups, chunk_size,
+//                 time_step_min/max/floor/limit, rms_norm; num_heads · head_dim must equal
+//                 expand · hidden_size), or the original mamba_ssm one (d_model, n_layer,
+//                 vocab_size, ssm_cfg with layer "Mamba1" / "Mamba2", pad_vocab_size_multiple:
+//                 the vocabulary is padded up to the multiple). The architecture comes from
+//                 "architectures", "model_type" or "ssm_cfg.layer" (they must agree; none:
+//                 Mamba-1). Python's bare Infinity / NaN literals are accepted;
 //   weights       model.safetensors, or shards listed in model.safetensors.index.json.
-// Tensor names are MambaForCausalLM's; `backbone.embedding.weight` (mamba_ssm) is accepted for
-// `backbone.embeddings.weight`. F16 / BF16 weights are widened. Every missing, unexpected or
-// mis-shaped tensor is an ssm::Error naming it (and both shapes).
+// Tensor names are MambaForCausalLM's / Mamba2ForCausalLM's; `backbone.embedding.weight`
+// (mamba_ssm) is accepted for `backbone.embeddings.weight`. F16 / BF16 weights are widened.
+// Every missing, unexpected or mis-shaped tensor is an ssm::Error naming it (and both shapes).
 #include <map>
 #include <memory>
 #include <string>
@@ -18,7 +23,8 @@
 namespace ssm::io {
 
 // Parses a config.json (the file's path names it in errors). An architecture other than
-// Mamba-1 (e.g. "Mamba2ForCausalLM", model_type "mamba2", ssm_cfg.layer "Mamba2") is an error.
+// Mamba-1 / Mamba-2, or an option they do not have here (biases in the projections, MLP or
+// attention layers, LayerNorm, …), is an error naming the field.
 nn::MambaLMConfig parse_mamba_config(const std::string& json_text, const std::string& source);
 
 // All tensors of a model directory by name (single file or sharded), as stored.
