@@ -15,7 +15,7 @@ namespace {
 int64_t MambaLMConfig::d_model() const {
   if (arch == "mamba1") return mixer.d_model;
   if (arch == "mamba2") return mamba2.d_model;
-  if (arch == "mamba3") SSM_FAIL("MambaLM: arch 'mamba3' is not available yet");
+  if (arch == "mamba3") return mamba3.d_model;
   unknown_arch(arch);
 }
 
@@ -23,7 +23,7 @@ std::shared_ptr<SequenceMixer> make_mixer(const MambaLMConfig& config, Generator
                                           DType dtype) {
   if (config.arch == "mamba1") return std::make_shared<MambaMixer>(config.mixer, gen, dtype);
   if (config.arch == "mamba2") return std::make_shared<Mamba2Mixer>(config.mamba2, gen, dtype);
-  if (config.arch == "mamba3") SSM_FAIL("MambaLM: arch 'mamba3' is not available yet");
+  if (config.arch == "mamba3") return std::make_shared<Mamba3Mixer>(config.mamba3, gen, dtype);
   unknown_arch(config.arch);
 }
 

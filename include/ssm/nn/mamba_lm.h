@@ -14,6 +14,7 @@
 #include "ssm/nn/layers.h"
 #include "ssm/nn/mamba.h"
 #include "ssm/nn/mamba2.h"
+#include "ssm/nn/mamba3.h"
 #include "ssm/nn/mixer.h"
 
 namespace ssm::nn {
@@ -23,6 +24,7 @@ struct MambaLMConfig {
   // Per-architecture options; only the chosen arch's are read (d_model lives in them).
   MambaOptions mixer;  // mamba1
   Mamba2Options mamba2;
+  Mamba3Options mamba3;
   int64_t n_layer = 2;
   int64_t vocab_size = 256;  // rows of the embedding (already padded)
   double norm_eps = 1e-5;
