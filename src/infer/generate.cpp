@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <numeric>
+#include <tuple>
 
 #include "ssm/autograd/node.h"
 
@@ -60,22 +61,43 @@ int64_t sample_token(const Tensor& logits_in, const SamplingOptions& o, Generato
 
 GenerateResult generate(const nn::MambaLM& model, const std::vector<int64_t>& prompt,
                         const GenerateOptions& options, const TokenCallback& on_token) {
-  SSM_CHECK(!prompt.empty(), "generate: argument 'prompt' expected at least one token, got none");
+  const bool resume = options.start_state != nullptr;
+  SSM_CHECK(!prompt.empty() || (resume && options.start_token >= 0),
+            "generate: argument 'prompt' expected at least one token, got none");
   SSM_CHECK(options.max_new_tokens > 0, "generate: max_new_tokens expected > 0, got {}",
             options.max_new_tokens);
+  SSM_CHECK(resume || options.start_token < 0,
+            "generate: start_token {} given without a start_state", options.start_token);
   NoGradGuard no_grad;
   using Clock = std::chrono::steady_clock;
   Generator gen(options.seed);
   GenerateResult result;
 
   const auto t0 = Clock::now();
-  const Tensor ids = Tensor::from_data(prompt, {1, static_cast<int64_t>(prompt.size())});
-  auto [logits, cache] = model.prefill(ids);  // (1, V)
+  Tensor token = Tensor::empty({1}, DType::I64);
+  Tensor logits;  // (1, V)
+  nn::MambaLMCache& cache = result.state;
+  int64_t fed = 0;
+  if (resume) {
+    // The earlier text's state, then its pending token and the prompt, one step each.
+    for (const auto& layer : options.start_state->layers) cache.layers.push_back(layer.clone());
+    std::vector<int64_t> feed;
+    if (options.start_token >= 0) feed.push_back(options.start_token);
+    feed.insert(feed.end(), prompt.begin(), prompt.end());
+    for (int64_t id : feed) {
+      token.data<int64_t>()[0] = id;
+      logits = model.step(token, cache);
+    }
+    fed = static_cast<int64_t>(feed.size());
+  } else {
+    const Tensor ids = Tensor::from_data(prompt, {1, static_cast<int64_t>(prompt.size())});
+    std::tie(logits, cache) = model.prefill(ids);
+    fed = static_cast<int64_t>(prompt.size());
+  }
   const auto t1 = Clock::now();
   const double prompt_s = std::chrono::duration<double>(t1 - t0).count();
-  result.prompt_tokens_per_s = prompt.size() / std::max(prompt_s, 1e-9);
+  result.prompt_tokens_per_s = fed / std::max(prompt_s, 1e-9);
 
-  Tensor token = Tensor::empty({1}, DType::I64);
   for (int64_t i = 0; i < options.max_new_tokens; ++i) {
     const int64_t next = sample_token(logits.select(0, 0), options.sampling, gen);
     result.ids.push_back(next);

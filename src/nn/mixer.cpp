@@ -14,6 +14,12 @@ const Tensor& MixerCache::at(const std::string& name) const {
   return it->second;
 }
 
+MixerCache MixerCache::clone() const {
+  MixerCache copy;
+  for (const auto& [name, t] : tensors) copy.tensors[name] = t.defined() ? t.detach().clone() : t;
+  return copy;
+}
+
 Tensor& checked_cache_entry(MixerCache& cache, const std::string& name, const Shape& shape,
                             DType dtype, const char* op) {
   auto it = cache.tensors.find(name);

@@ -1,8 +1,10 @@
 // `ssm generate MODEL_DIR --prompt "…"`: text from a Hugging Face Mamba model directory
 // (config.json, model.safetensors[.index.json], tokenizer.json) or from the run directory of a
 // byte-level `ssm train` text run (prompt bytes are the ids; output bytes are written raw),
-// streamed token by token.
+// streamed token by token. --save-state / --load-state store the decode state in a file and
+// continue from it later (the new prompt is appended after the saved text).
 #include <cstdio>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -11,6 +13,7 @@
 #include "language_model.h"
 #include "ssm/core/error.h"
 #include "ssm/infer/generate.h"
+#include "ssm/io/state_file.h"
 
 namespace ssm::cli {
 
@@ -25,6 +28,7 @@ struct GenerateCliOptions {
   double top_p = 1.0;
   uint64_t seed = 0;
   bool json = false;
+  std::string save_state, load_state;
 };
 
 }  // namespace
@@ -44,12 +48,18 @@ void register_generate(CLI::App& app, GlobalOptions& g) {
   cmd->add_option("--top-p", opt->top_p, "Nucleus sampling mass (1 = all)");
   cmd->add_option("--seed", opt->seed, "Sampling seed");
   cmd->add_flag("--json", opt->json, "Print one JSON object on stdout instead of streaming");
+  cmd->add_option("--save-state", opt->save_state,
+                  "After generating, save the decode state (prompt + generated text) to FILE");
+  cmd->add_option("--load-state", opt->load_state,
+                  "Continue from a state saved by --save-state: the prompt (may be empty) is "
+                  "appended after the saved text");
   cmd->callback([&g, opt] {
     apply_globals(g);
     SSM_CHECK(opt->n > 0, "generate: -n expected > 0, got {}", opt->n);
     const LanguageModel lm = LanguageModel::load(opt->model_dir, "generate");
     const std::vector<int64_t> prompt = lm.encode(opt->prompt);
-    SSM_CHECK(!prompt.empty(), "generate: --prompt encodes to no tokens; give some text");
+    SSM_CHECK(!prompt.empty() || !opt->load_state.empty(),
+              "generate: --prompt encodes to no tokens; give some text");
     const nn::MambaLM& model = lm.model();
     for (int64_t id : prompt)
       SSM_CHECK(id < model.config.vocab_size,
@@ -60,6 +70,23 @@ void register_generate(CLI::App& app, GlobalOptions& g) {
     go.max_new_tokens = opt->n;
     go.sampling = {opt->temperature, opt->top_k, opt->top_p};
     go.seed = opt->seed;
+    nn::MambaLMCache start_state;
+    if (!opt->load_state.empty()) {
+      std::map<std::string, std::string> meta;
+      start_state = io::load_cache(opt->load_state, model, &meta);
+      go.start_state = &start_state;
+      const auto last = meta.find("last_token");
+      SSM_CHECK(last != meta.end(), "generate: {}: the state has no 'last_token'", opt->load_state);
+      try {
+        go.start_token = std::stoll(last->second);
+      } catch (const std::exception&) {
+        SSM_FAIL("generate: {}: 'last_token' expected an integer, got '{}'", opt->load_state,
+                 last->second);
+      }
+      SSM_CHECK(go.start_token >= 0 && go.start_token < model.config.vocab_size,
+                "generate: {}: 'last_token' {} is outside the model's vocabulary of {}",
+                opt->load_state, go.start_token, model.config.vocab_size);
+    }
     // Stream whole UTF-8 characters: decode everything so far and print what is new.
     std::vector<int64_t> so_far;
     size_t printed = 0;
@@ -79,6 +106,9 @@ void register_generate(CLI::App& app, GlobalOptions& g) {
       std::fflush(stdout);
     }
     const infer::GenerateResult r = infer::generate(model, prompt, go, on_token);
+    if (!opt->save_state.empty())
+      io::save_cache(opt->save_state, r.state,
+                     {{"arch", model.config.arch}, {"last_token", std::to_string(r.ids.back())}});
     if (opt->json) {
       const nlohmann::json j = {{"ids", r.ids},
                                 {"text", lm.decode(r.ids)},

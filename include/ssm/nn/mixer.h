@@ -25,6 +25,8 @@ struct MixerCache {
   Tensor& at(const std::string& name);
   const Tensor& at(const std::string& name) const;
   void set(const std::string& name, Tensor value) { tensors[name] = std::move(value); }
+  // A deep copy (step() updates tensors in place).
+  MixerCache clone() const;
 };
 
 // For step(): the cache entry `name`, checked to be defined, contiguous, of `shape` and
