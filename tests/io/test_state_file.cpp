@@ -1,4 +1,4 @@
-// Decode state files: save + load round trip for Mamba-1 and Mamba-2 LMs, generation continued
+// Decode state files: save + load round trip for Mamba-1, -2 and -3 LMs, generation continued
 // from a loaded state equals generation over the whole text in one go, validation errors, and
 // `ssm generate --save-state / --load-state`.
 #include <unistd.h>
@@ -36,6 +36,10 @@ nn::MambaLMConfig tiny_config(const std::string& arch, int64_t n_layer = 2) {
   c.mamba2.head_dim = 4;
   c.mamba2.n_groups = 2;
   c.mamba2.chunk_size = 4;
+  c.mamba3.d_model = 8;
+  c.mamba3.d_state = 4;
+  c.mamba3.head_dim = 4;
+  c.mamba3.chunk_size = 4;
   return c;
 }
 
@@ -74,7 +78,7 @@ infer::GenerateOptions greedy(int64_t n) {
 }  // namespace
 
 TEST_F(StateFile, RoundTripIsExact) {
-  for (const std::string arch : {"mamba1", "mamba2"}) {
+  for (const std::string arch : {"mamba1", "mamba2", "mamba3"}) {
     const auto m = tiny_model(arch, DType::F64, 1);
     const Tensor ids =
         Tensor::from_data(std::vector<int64_t>{1, 5, 9, 2, 30, 7, 7, 3, 11, 0}, {2, 5});
@@ -99,7 +103,7 @@ TEST_F(StateFile, RoundTripIsExact) {
 }
 
 TEST_F(StateFile, ContinuedGenerationEqualsOneGo) {
-  for (const std::string arch : {"mamba1", "mamba2"})
+  for (const std::string arch : {"mamba1", "mamba2", "mamba3"})
     for (DType dt : {DType::F64, DType::F32}) {
       const auto m = tiny_model(arch, dt, 2);
       const std::vector<int64_t> a = {3, 14, 15, 9, 26, 5}, b = {35, 8, 9, 7, 9, 3, 2};
@@ -119,8 +123,8 @@ TEST_F(StateFile, ContinuedGenerationEqualsOneGo) {
       const auto one_go = infer::generate(*m, all, greedy(9));
       EXPECT_EQ(second.ids, one_go.ids) << arch << " " << dtype_name(dt);
       // The loaded state is not modified by generating from it.
-      EXPECT_EQ(rel_error(loaded.layers[0].at("ssm_state"), first.state.layers[0].at("ssm_state")),
-                0.0);
+      for (const auto& [name, t] : first.state.layers[0].tensors)
+        EXPECT_EQ(rel_error(loaded.layers[0].at(name), t), 0.0) << arch << " " << name;
       // The logits after the continuation match the one-go forward (not only the argmax).
       if (dt == DType::F64) {
         nn::MambaLMCache s;
