@@ -1,6 +1,7 @@
 #include <cstdlib>
 #include <new>
 
+#include "core/cuda/memory.h"
 #include "ssm/core/tensor.h"
 
 namespace ssm {
@@ -10,13 +11,21 @@ constexpr size_t kAlignment = 64;  // one cache line; also what AVX-512 loads li
 }
 
 Storage::Storage(size_t n, Device dev) : nbytes(n), device(dev) {
-  SSM_CHECK(dev == Device::CPU, "Storage: the CUDA backend is not built into this library yet");
+  if (dev == Device::CUDA) {
+    data = cuda::detail::allocate(n);
+    return;
+  }
   size_t rounded = (n + kAlignment - 1) / kAlignment * kAlignment;
   if (rounded == 0) rounded = kAlignment;
   data = std::aligned_alloc(kAlignment, rounded);
   if (data == nullptr) throw std::bad_alloc();
 }
 
-Storage::~Storage() { std::free(data); }
+Storage::~Storage() {
+  if (device == Device::CUDA)
+    cuda::detail::deallocate(data, nbytes);
+  else
+    std::free(data);
+}
 
 }  // namespace ssm

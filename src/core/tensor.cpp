@@ -5,6 +5,7 @@
 #include <numeric>
 #include <sstream>
 
+#include "core/cuda/memory.h"
 #include "core/strided.h"
 #include "ssm/autograd/node.h"
 #include "ssm/core/reduce_to_shape.h"
@@ -191,6 +192,27 @@ std::string Tensor::to_string() const {
 void Tensor::copy_(const Tensor& src) {
   SSM_CHECK(src.shape() == shape(), "Tensor::copy_: source shape {} differs from destination {}",
             shape_str(src.shape()), shape_str(shape()));
+  if (device() == Device::CUDA && src.device() == Device::CUDA && src.dtype() == dtype() &&
+      !(src.is_contiguous() && is_contiguous())) {
+    cuda::detail::copy_strided(raw_data(), strides().data(), src.raw_data(), src.strides().data(),
+                               shape().data(), static_cast<int>(dim()),
+                               static_cast<int>(dtype_size(dtype())));
+    return;
+  }
+  if (device() == Device::CUDA || src.device() == Device::CUDA) {
+    SSM_CHECK(src.dtype() == dtype() && src.is_contiguous() && is_contiguous(),
+              "Tensor::copy_: copies on or to CUDA need one dtype and contiguous tensors, got {} "
+              "{} {} -> {} {} {}",
+              device_name(src.device()), dtype_name(src.dtype()),
+              src.is_contiguous() ? "contiguous" : "strided", device_name(device()),
+              dtype_name(dtype()), is_contiguous() ? "contiguous" : "strided");
+    using cuda::detail::CopyKind;
+    const CopyKind kind = src.device() == Device::CPU ? CopyKind::HostToDevice
+                          : device() == Device::CPU   ? CopyKind::DeviceToHost
+                                                      : CopyKind::DeviceToDevice;
+    cuda::detail::copy(raw_data(), src.raw_data(), numel() * dtype_size(dtype()), kind);
+    return;
+  }
   if (src.dtype() == dtype() && src.is_contiguous() && is_contiguous()) {
     std::memmove(raw_data(), src.raw_data(), numel() * dtype_size(dtype()));
     return;
@@ -220,7 +242,7 @@ void Tensor::fill_(double value) {
 }
 
 Tensor Tensor::clone() const {
-  Tensor out = empty(shape(), dtype());
+  Tensor out = empty(shape(), dtype(), device());
   out.copy_(*this);
   return record("clone", out, {*this}, [](const std::vector<Tensor>& g) {
     return std::vector<Tensor>{g[0]};
@@ -238,6 +260,17 @@ Tensor Tensor::to(DType target) const {
   out.copy_(*this);
   const DType source = dtype();
   if (!is_floating(source) || !is_floating(target)) return out;
+  return record("to", out, {*this}, [source](const std::vector<Tensor>& g) {
+    return std::vector<Tensor>{g[0].to(source)};
+  });
+}
+
+Tensor Tensor::to(Device target) const {
+  if (target == device()) return *this;
+  const Tensor src = contiguous();  // on either side
+  Tensor out = empty(shape(), dtype(), target);
+  out.copy_(src);
+  const Device source = device();
   return record("to", out, {*this}, [source](const std::vector<Tensor>& g) {
     return std::vector<Tensor>{g[0].to(source)};
   });

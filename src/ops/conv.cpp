@@ -4,6 +4,7 @@
 
 #include "kernels/cpu/causal_conv1d.h"
 #include "kernels/cpu/fft_conv.h"
+#include "ops/cuda_conv.h"
 #include "ssm/autograd/node.h"
 
 namespace ssm {
@@ -12,16 +13,17 @@ namespace kc = kernels::cpu;
 
 namespace {
 
-// The checks every argument of these ops shares: a defined CPU float tensor of the expected
-// rank with the same dtype as the op's main input.
+// The checks every argument of these ops shares: a defined float tensor of the expected rank
+// on `device` (the CPU unless the op has a CUDA kernel and its main input is on the GPU) with the
+// same dtype as the op's main input.
 void check_float_cpu(const char* op, const char* arg, const Tensor& t, const char* layout,
-                     int64_t rank) {
+                     int64_t rank, Device device = Device::CPU) {
   SSM_CHECK(t.defined(), "{}: argument '{}' expected shape {}, got an undefined tensor", op, arg,
             layout);
   SSM_CHECK(t.dim() == rank, "{}: argument '{}' expected shape {}, got {}", op, arg, layout,
             shape_str(t.shape()));
-  SSM_CHECK(t.device() == Device::CPU, "{}: argument '{}' expected a CPU tensor, got {}", op, arg,
-            device_name(t.device()));
+  SSM_CHECK(t.device() == device, "{}: argument '{}' expected a {} tensor, got {}", op, arg,
+            device == Device::CPU ? "CPU" : "cuda", device_name(t.device()));
   SSM_CHECK(is_floating(t.dtype()), "{}: argument '{}' expected float32 or float64, got {}", op,
             arg, dtype_name(t.dtype()));
 }
@@ -35,13 +37,13 @@ void check_same_dtype(const char* op, const char* arg, const Tensor& t, const Te
 // weight (D, k) and bias (D) against the channel count D.
 void check_conv_weights(const char* op, const Tensor& weight, const Tensor& bias, int64_t D,
                         const Tensor& x, const char* x_name) {
-  check_float_cpu(op, "weight", weight, "(D, k)", 2);
+  check_float_cpu(op, "weight", weight, "(D, k)", 2, x.device());
   check_same_dtype(op, "weight", weight, x, x_name);
   SSM_CHECK(weight.size(0) == D && weight.size(1) >= 1,
             "{}: argument 'weight' expected shape (D, k) = ({}, k ≥ 1), got {}", op, D,
             shape_str(weight.shape()));
   if (bias.defined()) {
-    check_float_cpu(op, "bias", bias, "(D)", 1);
+    check_float_cpu(op, "bias", bias, "(D)", 1, x.device());
     check_same_dtype(op, "bias", bias, x, x_name);
     SSM_CHECK(bias.size(0) == D, "{}: argument 'bias' expected shape ({}), got {}", op, D,
               shape_str(bias.shape()));
@@ -52,10 +54,12 @@ void check_conv_weights(const char* op, const Tensor& weight, const Tensor& bias
 
 Tensor causal_conv1d(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias_in) {
   constexpr const char* op = "causal_conv1d";
-  check_float_cpu(op, "x", x_in, "(B, D, L)", 3);
+  const Device device = x_in.defined() ? x_in.device() : Device::CPU;
+  check_float_cpu(op, "x", x_in, "(B, D, L)", 3, device);
   const int64_t B = x_in.size(0), D = x_in.size(1), L = x_in.size(2);
   check_conv_weights(op, weight_in, bias_in, D, x_in, "x");
   const int64_t K = weight_in.size(1);
+  if (device == Device::CUDA) return cuda_causal_conv1d(x_in, weight_in, bias_in);
 
   const Tensor x = x_in.contiguous(), weight = weight_in.contiguous();
   const Tensor bias = bias_in.defined() ? bias_in.contiguous() : Tensor();
@@ -89,11 +93,12 @@ Tensor causal_conv1d(const Tensor& x_in, const Tensor& weight_in, const Tensor& 
 Tensor causal_conv1d_update(const Tensor& x_t_in, Tensor& conv_state, const Tensor& weight_in,
                             const Tensor& bias_in) {
   constexpr const char* op = "causal_conv1d_update";
-  check_float_cpu(op, "x_t", x_t_in, "(B, D)", 2);
+  const Device device = x_t_in.defined() ? x_t_in.device() : Device::CPU;
+  check_float_cpu(op, "x_t", x_t_in, "(B, D)", 2, device);
   const int64_t B = x_t_in.size(0), D = x_t_in.size(1);
   check_conv_weights(op, weight_in, bias_in, D, x_t_in, "x_t");
   const int64_t K = weight_in.size(1);
-  check_float_cpu(op, "conv_state", conv_state, "(B, D, k−1)", 3);
+  check_float_cpu(op, "conv_state", conv_state, "(B, D, k−1)", 3, device);
   check_same_dtype(op, "conv_state", conv_state, x_t_in, "x_t");
   SSM_CHECK(conv_state.shape() == Shape({B, D, K - 1}),
             "{}: argument 'conv_state' expected shape (B, D, k−1) = ({}, {}, {}), got {}", op, B, D,
@@ -101,6 +106,8 @@ Tensor causal_conv1d_update(const Tensor& x_t_in, Tensor& conv_state, const Tens
   SSM_CHECK(conv_state.is_contiguous(),
             "{}: argument 'conv_state' must be contiguous (it is updated in place), got strides {}",
             op, shape_str(conv_state.strides()));
+
+  if (device == Device::CUDA) return cuda_causal_conv1d_update(x_t_in, conv_state, weight_in, bias_in);
 
   const Tensor x_t = x_t_in.contiguous(), weight = weight_in.contiguous();
   const Tensor bias = bias_in.defined() ? bias_in.contiguous() : Tensor();

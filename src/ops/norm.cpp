@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "kernels/cpu/norm.h"
+#include "ops/cuda_norm.h"
 #include "ssm/autograd/node.h"
 
 namespace ssm {
@@ -50,6 +51,8 @@ void check_channel_param(const Tensor& p, const Tensor& x, const char* op, const
             shape_str(x.shape()), shape_str(p.shape()));
   SSM_CHECK(p.dtype() == x.dtype(), "{}: argument '{}' expected dtype {} (like x), got {}", op,
             name, dtype_name(x.dtype()), dtype_name(p.dtype()));
+  SSM_CHECK(p.device() == x.device(), "{}: argument '{}' expected a {} tensor (like x), got {}",
+            op, name, device_name(x.device()), device_name(p.device()));
 }
 
 void check_eps(double eps, const char* op) {
@@ -60,6 +63,10 @@ void check_eps(double eps, const char* op) {
 // Shared by rms_norm (z undefined, one group) and gated_rms_norm.
 Tensor rms_norm_impl(const char* op, const Tensor& x, const Tensor& z, const Tensor& weight,
                      int64_t group, double eps) {
+  SSM_CHECK(!z.defined() || z.device() == x.device(),
+            "{}: argument 'z' expected a {} tensor (like x), got {}", op, device_name(x.device()),
+            device_name(z.device()));
+  if (x.device() == Device::CUDA) return cuda_rms_norm(op, x, z, weight, group, eps);
   const int64_t D = x.size(-1), rows = x.numel() / D;
   const Tensor xc = x.detach().contiguous(), zc = detached_contiguous(z);
   const Tensor wc = detached_contiguous(weight);

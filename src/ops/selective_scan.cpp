@@ -1,5 +1,5 @@
-// selective_scan as an autograd op: the CPU kernel forward, its saved chunk states, and the
-// kernel backward as the op's backward rule.
+// selective_scan as an autograd op: the kernel forward of the inputs' device (CPU or CUDA), its
+// saved chunk states, and the same backend's kernel backward as the op's backward rule.
 #include "ssm/ops/selective_scan.h"
 
 #include "ssm/autograd/node.h"
@@ -11,6 +11,12 @@ namespace {
 
 Tensor detach_or_empty(const Tensor& t) {
   return t.defined() ? t.detach() : Tensor();
+}
+
+// The autograd engine fills a missing output gradient with zeros on the CPU; a CUDA backward
+// needs it on the device.
+Tensor on_device(const Tensor& t, Device device) {
+  return t.defined() && t.device() != device ? t.to(device) : t;
 }
 
 }  // namespace
@@ -31,14 +37,12 @@ SelectiveScanResult selective_scan(const Tensor& u, const Tensor& delta, const T
   in.initial_state = options.initial_state;
   in.delta_softplus = options.delta_softplus;
   in.chunk_size = options.chunk_size;
-  k::check_selective_scan_inputs(in, "selective_scan");
-  for (const Tensor* t : {&u, &delta, &A, &B, &C, &options.D, &options.z, &options.delta_bias,
-                          &options.initial_state})
-    SSM_CHECK(!t->defined() || t->device() == Device::CPU,
-              "selective_scan: only the CPU kernel exists so far, got a {} tensor",
-              device_name(t->device()));
+  k::check_selective_scan_inputs(in, "selective_scan");  // also: every tensor on u's device
+  const Device device = u.device();
+  const bool on_cuda = device == Device::CUDA;
 
-  k::SelectiveScanForward fwd = k::selective_scan_fwd(in);
+  k::SelectiveScanForward fwd =
+      on_cuda ? kernels::cuda::selective_scan_fwd(in) : k::selective_scan_fwd(in);
   const std::vector<Tensor> inputs = {
       u, delta, A, B, C, options.D, options.z, options.delta_bias, options.initial_state};
   if (!needs_grad(inputs)) return {fwd.out, fwd.last_state};
@@ -51,8 +55,11 @@ SelectiveScanResult selective_scan(const Tensor& u, const Tensor& delta, const T
   Tensor chunk_states = fwd.chunk_states;
   auto outs =
       record("selective_scan", {fwd.out, fwd.last_state}, inputs,
-             [saved, chunk_states](const std::vector<Tensor>& g) {
-               k::SelectiveScanGrads d = k::selective_scan_bwd(saved, chunk_states, g[0], g[1]);
+             [saved, chunk_states, device, on_cuda](const std::vector<Tensor>& g) {
+               const Tensor dout = on_device(g[0], device), dlast = on_device(g[1], device);
+               k::SelectiveScanGrads d =
+                   on_cuda ? kernels::cuda::selective_scan_bwd(saved, chunk_states, dout, dlast)
+                           : k::selective_scan_bwd(saved, chunk_states, dout, dlast);
                return std::vector<Tensor>{
                    d.du, d.ddelta, d.dA, d.dB, d.dC, d.dD, d.dz, d.ddelta_bias, d.dinitial_state};
              });
@@ -72,7 +79,8 @@ Tensor selective_state_update(Tensor& state, const Tensor& x_t, const Tensor& dt
   in.z = z_t;
   in.dt_bias = dt_bias;
   in.dt_softplus = dt_softplus;
-  return kernels::cpu::selective_state_update(state, in);
+  return x_t.device() == Device::CUDA ? kernels::cuda::selective_state_update(state, in)
+                                       : kernels::cpu::selective_state_update(state, in);
 }
 
 }  // namespace ssm

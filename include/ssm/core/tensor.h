@@ -81,11 +81,25 @@ class Tensor {
   TensorImpl* impl_ptr() const { return impl_.get(); }
   const std::shared_ptr<TensorImpl>& impl_shared() const { return impl_; }
 
-  // Pointer to the first element (storage + offset). Checks the element type.
+  // Pointer to the first element (storage + offset) of a CPU tensor. Checks the element type,
+  // and that the memory is host memory (a CPU code path handed a CUDA tensor fails here).
   template <typename T>
   T* data() const {
     SSM_CHECK(dtype() == dtype_of<T>::value, "Tensor::data: tensor is {}, accessed as {}",
               dtype_name(dtype()), dtype_name(dtype_of<T>::value));
+    SSM_CHECK(device() == Device::CPU,
+              "Tensor::data: a {} tensor {} was read by CPU code (this op has no CUDA kernel "
+              "yet; move the tensor with .to(Device::CPU))",
+              device_name(device()), shape_str(shape()));
+    return static_cast<T*>(impl().storage->data) + impl().offset;
+  }
+  // The same pointer for a tensor on `device` (kernels of that backend).
+  template <typename T>
+  T* data_on(Device device) const {
+    SSM_CHECK(dtype() == dtype_of<T>::value, "Tensor::data_on: tensor is {}, accessed as {}",
+              dtype_name(dtype()), dtype_name(dtype_of<T>::value));
+    SSM_CHECK(this->device() == device, "Tensor::data_on: tensor lives on {}, expected {}",
+              device_name(this->device()), device_name(device));
     return static_cast<T*>(impl().storage->data) + impl().offset;
   }
   void* raw_data() const {
@@ -116,7 +130,10 @@ class Tensor {
   Tensor contiguous() const;  // itself when already contiguous; differentiable
   Tensor clone() const;       // always a fresh contiguous copy; differentiable
   Tensor to(DType dtype) const;  // differentiable between float types
+  // A contiguous copy on `device` (itself when already there); differentiable.
+  Tensor to(Device device) const;
   // Copies src (same shape, any strides/dtype) into this tensor's memory. Not tracked.
+  // Across or on CUDA: same dtype, both contiguous.
   void copy_(const Tensor& src);
   void fill_(double value);  // not tracked
 

@@ -59,5 +59,22 @@ struct SelectiveStepInputs {
   bool dt_softplus = false;
 };
 Tensor selective_state_update(Tensor& state, const SelectiveStepInputs& in);
+// Shapes, dtypes and one device for all; throws ssm::Error naming `op`.
+void check_selective_step_inputs(const Tensor& state, const SelectiveStepInputs& in,
+                                 const char* op);
 
 }  // namespace ssm::kernels::cpu
+
+// The same scan on CUDA tensors (every input on the GPU; any strides). The forward's
+// chunk_states are saved every kScanChunk = 1024 steps whatever in.chunk_size says, shape
+// (B, D, ceil(L / 1024), N), and are meant for the CUDA backward only. Without the CUDA backend
+// both throw ssm::Error.
+namespace ssm::kernels::cuda {
+
+cpu::SelectiveScanForward selective_scan_fwd(const cpu::SelectiveScanInputs& in);
+cpu::SelectiveScanGrads selective_scan_bwd(const cpu::SelectiveScanInputs& in,
+                                           const Tensor& chunk_states, const Tensor& dout,
+                                           const Tensor& dlast_state);
+Tensor selective_state_update(Tensor& state, const cpu::SelectiveStepInputs& in);
+
+}  // namespace ssm::kernels::cuda

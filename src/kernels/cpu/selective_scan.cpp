@@ -47,8 +47,8 @@ void expect_shape(const Tensor& t, const Shape& expected, const char* op, const 
 void expect_like(const Tensor& t, const Tensor& u, const char* op, const char* arg) {
   SSM_CHECK(t.dtype() == u.dtype(), "{}: argument '{}' expected dtype {} (the dtype of u), got {}",
             op, arg, dtype_name(u.dtype()), dtype_name(t.dtype()));
-  SSM_CHECK(t.device() == Device::CPU, "{}: argument '{}' expected a CPU tensor, got {}", op, arg,
-            device_name(t.device()));
+  SSM_CHECK(t.device() == u.device(), "{}: argument '{}' expected a {} tensor (the device of u), got {}",
+            op, arg, device_name(u.device()), device_name(t.device()));
 }
 
 // ------------------------------------------------------------------ raw problem description
@@ -676,6 +676,8 @@ void check_selective_scan_inputs(const SelectiveScanInputs& in, const char* op) 
 
 SelectiveScanForward selective_scan_fwd(const SelectiveScanInputs& in) {
   check_selective_scan_inputs(in, "selective_scan_fwd");
+  SSM_CHECK(in.u.device() == Device::CPU, "selective_scan_fwd: the CPU kernel got {} tensors",
+            device_name(in.u.device()));
   return SSM_DISPATCH_FLOAT(in.u.dtype(), "selective_scan_fwd",
                             [&] { return forward_impl<scalar_t>(in); });
 }
@@ -684,6 +686,8 @@ SelectiveScanGrads selective_scan_bwd(const SelectiveScanInputs& in, const Tenso
                                       const Tensor& dout, const Tensor& dlast_state) {
   const char* op = "selective_scan_bwd";
   check_selective_scan_inputs(in, op);
+  SSM_CHECK(in.u.device() == Device::CPU, "{}: the CPU kernel got {} tensors", op,
+            device_name(in.u.device()));
   const int64_t batch = in.u.size(0), dim = in.u.size(1), len = in.u.size(2);
   const int64_t n_state = in.A.size(1);
   const int64_t n_chunks = (len + in.chunk_size - 1) / in.chunk_size;
@@ -703,8 +707,8 @@ SelectiveScanGrads selective_scan_bwd(const SelectiveScanInputs& in, const Tenso
   });
 }
 
-Tensor selective_state_update(Tensor& state, const SelectiveStepInputs& in) {
-  const char* op = "selective_state_update";
+void check_selective_step_inputs(const Tensor& state, const SelectiveStepInputs& in,
+                                 const char* op) {
   const std::pair<const char*, const Tensor*> required[] = {
       {"state", &state}, {"x", &in.x}, {"dt", &in.dt}, {"A", &in.A}, {"B", &in.B}, {"C", &in.C}};
   for (const auto& [name, t] : required)
@@ -739,6 +743,13 @@ Tensor selective_state_update(Tensor& state, const SelectiveStepInputs& in) {
       {"D", &in.D},      {"z", &in.z}, {"dt_bias", &in.dt_bias}};
   for (const auto& [name, t] : all)
     if (t->defined()) expect_like(*t, in.x, op, name);
+}
+
+Tensor selective_state_update(Tensor& state, const SelectiveStepInputs& in) {
+  const char* op = "selective_state_update";
+  check_selective_step_inputs(state, in, op);
+  SSM_CHECK(in.x.device() == Device::CPU, "{}: the CPU kernel got {} tensors", op,
+            device_name(in.x.device()));
   return SSM_DISPATCH_FLOAT(in.x.dtype(), op, [&] { return step_impl<scalar_t>(state, in); });
 }
 
