@@ -2,6 +2,11 @@
 
 #include "core/strided.h"
 
+#ifdef SSM_WITH_CUDA
+#include "core/cuda/check.h"
+#include "kernels/cuda/elementwise.h"
+#endif
+
 namespace ssm {
 
 Tensor reduce_to_shape(const Tensor& grad, const Shape& shape) {
@@ -48,7 +53,21 @@ void add_into(Tensor& out, const Tensor& src_in) {
   SSM_CHECK(out.shape() == src_in.shape() && out.dtype() == src_in.dtype() && out.is_contiguous(),
             "add_into: shapes {} and {} (or dtypes) differ", shape_str(out.shape()),
             shape_str(src_in.shape()));
-  Tensor src = src_in.contiguous();
+  // A gradient arriving on another device than the slot joins the slot's device.
+  Tensor src = (src_in.device() == out.device() ? src_in : src_in.to(out.device())).contiguous();
+  if (out.device() == Device::CUDA) {
+#ifdef SSM_WITH_CUDA
+    SSM_DISPATCH_FLOAT(out.dtype(), "add_into", [&] {
+      SSM_CUDA_CHECK(kernels::cuda::add_into<scalar_t>(out.data_on<scalar_t>(Device::CUDA),
+                                                       src.data_on<scalar_t>(Device::CUDA),
+                                                       out.numel(), cuda::detail::stream()),
+                     "add_into");
+    });
+    return;
+#else
+    SSM_FAIL("add_into: a CUDA tensor in a build without the CUDA backend");
+#endif
+  }
   SSM_DISPATCH_FLOAT(out.dtype(), "add_into", [&] {
     scalar_t* o = out.data<scalar_t>();
     const scalar_t* s = src.data<scalar_t>();
