@@ -12,9 +12,15 @@ namespace {
 thread_local bool g_grad_enabled = true;
 }
 
-bool grad_mode_enabled() { return g_grad_enabled; }
-NoGradGuard::NoGradGuard() : previous_(g_grad_enabled) { g_grad_enabled = false; }
-NoGradGuard::~NoGradGuard() { g_grad_enabled = previous_; }
+bool grad_mode_enabled() {
+  return g_grad_enabled;
+}
+NoGradGuard::NoGradGuard() : previous_(g_grad_enabled) {
+  g_grad_enabled = false;
+}
+NoGradGuard::~NoGradGuard() {
+  g_grad_enabled = previous_;
+}
 
 bool needs_grad(const std::vector<Tensor>& inputs) {
   if (!g_grad_enabled) return false;
@@ -48,19 +54,27 @@ Tensor record(const char* name, Tensor output, const std::vector<Tensor>& inputs
 
 namespace {
 
-void accumulate(Tensor& slot, const Tensor& g) {
+// Whether the first gradient of a slot can be kept as it is rather than copied: later
+// contributions are added into the slot in place, so it must own its memory alone. `g` is
+// held by the caller's list only when its handle count is `holders`; a backward that returns
+// one tensor for two inputs (add does) holds it twice, and the second taker must copy.
+bool can_take(const Tensor& g, long holders) {
+  return g.is_contiguous() && g.impl_shared().use_count() == holders &&
+         g.storage().use_count() == 1;
+}
+
+void accumulate(Tensor& slot, const Tensor& g, long holders) {
   if (!slot.defined()) {
-    // Own the buffer: later accumulation writes into it in place.
-    slot = g.is_contiguous() && g.storage().use_count() == 1 ? g : g.clone();
+    slot = can_take(g, holders) ? g : g.clone();
   } else {
     add_into(slot, g);
   }
 }
 
-void accumulate_leaf(const Tensor& leaf, const Tensor& g) {
+void accumulate_leaf(const Tensor& leaf, const Tensor& g, long holders) {
   Tensor current = leaf.grad();
   if (!current.defined()) {
-    const_cast<Tensor&>(leaf).set_grad(g.clone());
+    const_cast<Tensor&>(leaf).set_grad(can_take(g, holders) ? g : g.clone());
   } else {
     add_into(current, g);
   }
@@ -106,13 +120,13 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& g
     SSM_CHECK(grads[i].shape() == r.shape(), "backward: gradient shape {} differs from output {}",
               shape_str(grads[i].shape()), shape_str(r.shape()));
     if (!r.grad_fn()) {
-      accumulate_leaf(r, grads[i].to(r.dtype()));
+      accumulate_leaf(r, grads[i].to(r.dtype()), 0);
       continue;
     }
     Node* n = r.grad_fn().get();
     auto& buf = buffers[n];
     buf.resize(n->output_shapes.size());
-    accumulate(buf[r.impl_ptr()->output_nr], grads[i].to(r.dtype()));
+    accumulate(buf[r.impl_ptr()->output_nr], grads[i].to(r.dtype()), 0);
   }
   for (Node* n : seen)
     if (pending[n] == 0) ready.push_back(n);
@@ -125,8 +139,9 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& g
     for (size_t k = 0; k < buf.size(); ++k)
       if (!buf[k].defined()) buf[k] = Tensor::zeros(n->output_shapes[k], n->output_dtypes[k]);
     std::vector<Tensor> gin = n->backward(buf);
-    SSM_CHECK(gin.size() == n->inputs.size(), "backward of '{}' returned {} gradients for {} inputs",
-              n->name, gin.size(), n->inputs.size());
+    SSM_CHECK(gin.size() == n->inputs.size(),
+              "backward of '{}' returned {} gradients for {} inputs", n->name, gin.size(),
+              n->inputs.size());
     buffers.erase(n);
     for (size_t j = 0; j < gin.size(); ++j) {
       const Tensor& in = n->inputs[j];
@@ -139,9 +154,9 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& g
         if (producer) {
           auto& pb = buffers[producer];
           pb.resize(producer->output_shapes.size());
-          accumulate(pb[in.impl_ptr()->output_nr], gin[j]);
+          accumulate(pb[in.impl_ptr()->output_nr], gin[j], 1);
         } else {
-          accumulate_leaf(in, gin[j]);
+          accumulate_leaf(in, gin[j], 1);
         }
       }
       if (producer && --pending[producer] == 0) ready.push_back(producer);

@@ -1,6 +1,10 @@
 // The tape itself, exercised with a tiny op defined here (square) and the view ops.
+#include <algorithm>
+
 #include "ssm/autograd/gradcheck.h"
 #include "ssm/autograd/node.h"
+#include "ssm/ops/elementwise.h"
+#include "ssm/ops/reduce.h"
 #include "support/testing.h"
 
 using namespace ssm;
@@ -8,10 +12,11 @@ using ssm::testing::random;
 
 namespace {
 // y = x², elementwise, as an op author would write it.
-Tensor square(const Tensor& x_in) {
+Tensor squared(const Tensor& x_in) {
   Tensor x = x_in.contiguous();
   Tensor y = Tensor::empty(x.shape(), DType::F64);
-  for (int64_t i = 0; i < x.numel(); ++i) y.data<double>()[i] = x.data<double>()[i] * x.data<double>()[i];
+  for (int64_t i = 0; i < x.numel(); ++i)
+    y.data<double>()[i] = x.data<double>()[i] * x.data<double>()[i];
   Tensor xs = x.detach();
   return record("square", y, {x}, [xs](const std::vector<Tensor>& g) {
     Tensor gx = Tensor::empty(xs.shape(), DType::F64);
@@ -25,7 +30,7 @@ Tensor square(const Tensor& x_in) {
 
 TEST(Autograd, GradientOfSquareThroughViews) {
   Tensor x = random({2, 3}, DType::F64, 11, true);
-  Tensor y = square(x.transpose(0, 1).narrow(0, 1, 2));  // (2, 2) picks columns 1..2
+  Tensor y = squared(x.transpose(0, 1).narrow(0, 1, 2));  // (2, 2) picks columns 1..2
   y.backward(Tensor::ones({2, 2}, DType::F64));
   Tensor g = x.grad();
   for (int i = 0; i < 2; ++i) {
@@ -37,16 +42,15 @@ TEST(Autograd, GradientOfSquareThroughViews) {
 TEST(Autograd, AccumulatesAcrossUsesAndCalls) {
   Tensor x = random({4}, DType::F64, 12, true);
   // x used twice in one graph: d/dx (x² + x²) = 4x
-  Tensor a = square(x), b = square(x);
-  Tensor both = record("add2", Tensor::from_vector({0}, {1}, DType::F64), {a, b},
-                       [](const std::vector<Tensor>&) {
-                         return std::vector<Tensor>{Tensor::ones({4}, DType::F64),
-                                                    Tensor::ones({4}, DType::F64)};
-                       });
+  Tensor a = squared(x), b = squared(x);
+  Tensor both = record(
+      "add2", Tensor::from_vector({0}, {1}, DType::F64), {a, b}, [](const std::vector<Tensor>&) {
+        return std::vector<Tensor>{Tensor::ones({4}, DType::F64), Tensor::ones({4}, DType::F64)};
+      });
   both.backward(Tensor::ones({1}, DType::F64));
   for (int i = 0; i < 4; ++i) EXPECT_DOUBLE_EQ(x.grad().at({i}), 4 * x.at({i}));
   // a second graph adds on top
-  square(x).backward(Tensor::ones({4}, DType::F64));
+  squared(x).backward(Tensor::ones({4}, DType::F64));
   for (int i = 0; i < 4; ++i) EXPECT_DOUBLE_EQ(x.grad().at({i}), 6 * x.at({i}));
   x.zero_grad();
   EXPECT_FALSE(x.grad().defined());
@@ -54,12 +58,12 @@ TEST(Autograd, AccumulatesAcrossUsesAndCalls) {
 
 TEST(Autograd, GraphIsFreedAfterBackward) {
   Tensor x = random({3}, DType::F64, 13, true);
-  Tensor y = square(x);
+  Tensor y = squared(x);
   std::weak_ptr<Node> node = y.grad_fn();
   y.backward(Tensor::ones({3}, DType::F64));
   EXPECT_TRUE(node.lock()->released);
   EXPECT_SSM_ERROR(y.backward(Tensor::ones({3}, DType::F64)), "already freed");
-  Tensor z = square(x);
+  Tensor z = squared(x);
   z.backward(Tensor::ones({3}, DType::F64), /*retain_graph=*/true);
   z.backward(Tensor::ones({3}, DType::F64));  // allowed once more
 }
@@ -68,29 +72,30 @@ TEST(Autograd, NoGradGuardRecordsNothing) {
   Tensor x = random({3}, DType::F64, 14, true);
   {
     NoGradGuard ng;
-    Tensor y = square(x);
+    Tensor y = squared(x);
     EXPECT_FALSE(y.requires_grad());
     EXPECT_EQ(y.grad_fn(), nullptr);
   }
-  EXPECT_TRUE(square(x).requires_grad());
+  EXPECT_TRUE(squared(x).requires_grad());
 }
 
 TEST(Autograd, ExpandGradientSumsBroadcastDims) {
   Tensor x = random({3, 1}, DType::F64, 15, true);
-  Tensor y = square(x.expand({2, 3, 4}));
+  Tensor y = squared(x.expand({2, 3, 4}));
   y.backward(Tensor::ones({2, 3, 4}, DType::F64));
   for (int i = 0; i < 3; ++i) EXPECT_NEAR(x.grad().at({i, 0}), 8 * 2 * x.at({i, 0}), 1e-12);
 }
 
 TEST(Autograd, GradcheckAcceptsRightAndRejectsWrongGradients) {
   Tensor x = random({5}, DType::F64, 16, true);
-  auto ok = gradcheck([](const std::vector<Tensor>& in) { return square(in[0]); }, {x});
+  auto ok = gradcheck([](const std::vector<Tensor>& in) { return squared(in[0]); }, {x});
   EXPECT_TRUE(ok.ok) << ok.report;
   // A deliberately wrong backward (3x instead of 2x) must be caught.
   auto wrong = [](const std::vector<Tensor>& in) {
     Tensor x = in[0];
     Tensor y = Tensor::empty(x.shape(), DType::F64);
-    for (int64_t i = 0; i < x.numel(); ++i) y.data<double>()[i] = x.data<double>()[i] * x.data<double>()[i];
+    for (int64_t i = 0; i < x.numel(); ++i)
+      y.data<double>()[i] = x.data<double>()[i] * x.data<double>()[i];
     Tensor xs = x.detach();
     return record("bad_square", y, {x}, [xs](const std::vector<Tensor>& g) {
       Tensor gx = Tensor::empty(xs.shape(), DType::F64);
@@ -113,4 +118,28 @@ TEST(Autograd, MultiOutputNodeGetsZerosForUnusedOutputs) {
                      });
   outs[0].backward(Tensor::full({2}, 3.0, DType::F64));
   EXPECT_EQ(x.grad().at({1}), 3.0);
+}
+
+// A backward that hands the same gradient tensor to two inputs (add does) must not leave
+// their gradient buffers aliased: a later contribution to one would leak into the other.
+// Every order of the three terms is tried, since the engine's processing order decides
+// whether a contribution arrives after the shared gradient was taken.
+TEST(Autograd, GradientSharedByTwoInputsIsNotAliased) {
+  std::vector<int> order = {0, 1, 2};
+  do {
+    Tensor x = random({5}, DType::F64, 21, true), w = random({5}, DType::F64, 22, true);
+    Tensor u = mul(x, w), v = mul(x, x);  // two non-leaf inputs of the add below
+    // add's backward returns its (fresh, contiguous: from mul_scalar) gradient for both.
+    const Tensor terms[3] = {sum(mul_scalar(add(u, v), 1.0), {0}), sum(mul_scalar(u, 3.0), {0}),
+                             sum(mul_scalar(v, 5.0), {0})};
+    Tensor loss = add(add(terms[order[0]], terms[order[1]]), terms[order[2]]);
+    loss.backward();
+    // loss = 4u + 6v: d/dx = 4w + 12x, d/dw = 4x.
+    const auto gx = x.grad().to_vector(), gw = w.grad().to_vector();
+    const auto xv = x.to_vector(), wv = w.to_vector();
+    for (size_t i = 0; i < xv.size(); ++i) {
+      EXPECT_NEAR(gx[i], 4 * wv[i] + 12 * xv[i], 1e-12) << i;
+      EXPECT_NEAR(gw[i], 4 * xv[i], 1e-12) << i;
+    }
+  } while (std::next_permutation(order.begin(), order.end()));
 }
