@@ -743,7 +743,7 @@ TEST(TokenizerNeox, MatchesPlainReferenceOnShakespeare) {
   }
 }
 
-TEST(TokenizerNeox, WholeShakespeareRoundTripAndSpeed) {
+TEST(TokenizerNeox, WholeShakespeareRoundTrip) {
   if (!fs::exists(kNeoxPath) || !fs::exists(kShakespearePath))
     GTEST_SKIP() << "no " << kNeoxPath << " or " << kShakespearePath;
   const auto t0 = std::chrono::steady_clock::now();
@@ -760,6 +760,6 @@ TEST(TokenizerNeox, WholeShakespeareRoundTripAndSpeed) {
   // Regression guard: the count this implementation gives (checked against the reference
   // encoder above on samples, not against the `tokenizers` library, which is not available).
   EXPECT_EQ(ids.size(), 340240u);
-  // "Well under a few seconds" for ~1 MB, with room for a loaded machine.
-  EXPECT_LT(encode_s, 5.0);
+  // Speed is reported above and measured by benchmarks, never asserted here (a loaded CI
+  // machine would make it flaky).
 }
