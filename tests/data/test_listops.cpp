@@ -140,7 +140,7 @@ TEST(ListOps, DeterministicFromSeed) {
   EXPECT_EQ(generate_listops(more).train[299].tokens, a.train[299].tokens);
 }
 
-TEST(ListOps, FullSizeDataSetIsFastAndCorrect) {
+TEST(ListOps, FullSizeDataSetIsCorrect) {
   const auto start = std::chrono::steady_clock::now();
   const ListOpsSplits s = generate_listops(ListOpsOptions{});
   const double seconds =
@@ -164,7 +164,7 @@ TEST(ListOps, FullSizeDataSetIsFastAndCorrect) {
   EXPECT_EQ(hashes.size(), 100000u);
   std::printf("generated 100000 ListOps examples (%.1f M tokens, mean length %.0f) in %.2f s\n",
               tokens / 1e6, tokens / 1e5, seconds);
-  EXPECT_LT(seconds, 120.0);  // seconds on an idle machine; a sanity bound on a shared one
+  // The time is printed for a person to read, not asserted (benchmarks measure speed).
 }
 
 TEST(ListOps, TsvRoundTripAndErrors) {
