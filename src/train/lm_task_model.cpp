@@ -59,10 +59,16 @@ std::unique_ptr<nn::MambaLM> make_language_model(const ModelConfig& c, uint64_t 
     lc.mamba2.n_groups = c.n_groups;
     lc.mamba2.dt_min = c.dt_min;
     lc.mamba2.dt_max = c.dt_max;
+  } else if (c.arch == "mamba3") {
+    lc.mamba3.d_model = c.d_model;
+    lc.mamba3.d_state = c.d_state;
+    lc.mamba3.expand = c.expand;
+    lc.mamba3.head_dim = c.head_dim;
+    lc.mamba3.n_groups = c.n_groups;
+    lc.mamba3.dt_min = c.dt_min;
+    lc.mamba3.dt_max = c.dt_max;
   } else {
-    SSM_FAIL(
-        "config: 'model.arch' = '{}' is not in this build's MambaLM yet (mamba1 and mamba2 are)",
-        c.arch);
+    SSM_FAIL("config: 'model.arch' = '{}' is not one of: mamba1, mamba2, mamba3", c.arch);
   }
   Generator gen(seed);
   return std::make_unique<nn::MambaLM>(lc, gen);

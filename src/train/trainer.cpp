@@ -200,7 +200,11 @@ TrainResult train(const RunConfig& config, const std::string& run_dir, bool resu
   }
   result.steps = step;
   result.seconds = progress.elapsed_seconds();
-  result.test = evaluate(model, task, task.test, eval_bs, false, "test");
+  // The last step always validates; a task whose test split is its validation split (text
+  // without data.test_fraction) need not run it twice (unless no step ran in this process).
+  const bool test_is_val = task.test == task.val && result.val.samples > 0;
+  result.test = test_is_val ? result.val
+                            : evaluate(model, task, task.test, eval_bs, false, "test");
   nlohmann::json record = {{"step", step}};
   add_fields(record, "test", result.test);
   metrics.write(record);

@@ -110,14 +110,14 @@ TEST(LmConfig, TaskDefaultsAndKeysAreChecked) {
 
 class LmArch : public ::testing::TestWithParam<const char*> {
  protected:
-  // mamba2: D_inner 32 in 4 heads of 8.
+  // mamba2, mamba3: D_inner 32 in 4 heads of 8.
   RunConfig config(std::vector<std::string> overrides = {}) const {
     overrides.push_back(std::string("model.arch=") + GetParam());
     overrides.push_back("model.head_dim=8");
     return tiny_mqar(overrides);
   }
 };
-INSTANTIATE_TEST_SUITE_P(Archs, LmArch, ::testing::Values("mamba1", "mamba2"));
+INSTANTIATE_TEST_SUITE_P(Archs, LmArch, ::testing::Values("mamba1", "mamba2", "mamba3"));
 
 TEST_P(LmArch, TargetRowLossEqualsFullForwardLossAndStepModeAgrees) {
   const RunConfig c = config();

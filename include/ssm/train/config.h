@@ -37,10 +37,10 @@ struct ModelConfig {
   // n_layers and d_state (the keys above) and these:
   std::string arch;
   int64_t expand = 2;     // D_inner = expand · d_model
-  int64_t d_conv = 4;     // causal conv width (mamba1, mamba2)
+  int64_t d_conv = 4;     // causal conv width (mamba1, mamba2; mamba3 has no conv)
   int64_t dt_rank = 0;    // mamba1: 0 = ceil(d_model / 16)
   int64_t head_dim = 64;  // mamba2, mamba3: P (D_inner must be a multiple)
-  int64_t n_groups = 1;   // mamba2: groups G sharing B and C
+  int64_t n_groups = 1;   // mamba2, mamba3: groups G sharing B and C
   int64_t vocab_size = 0; // 0: the task's vocabulary
 };
 
