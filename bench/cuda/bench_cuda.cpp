@@ -1,12 +1,14 @@
 // CUDA benchmarks: the device's copy bandwidth (the memory-bound ceiling), then the selective
-// scan forward and backward at Mamba-1 sizes, each against the bytes it must move at least.
+// scan forward and backward at Mamba-1 sizes and SSD (Mamba-2) forward and backward at Mamba-2
+// sizes, each against the bytes it must move at least.
 //
-//   ssm_bench_cuda [--reps 10] [--lengths 2048,4096,8192,16384]
+//   ssm_bench_cuda [--reps 10] [--lengths 2048,4096,8192,16384] [--ops scan,ssd]
 //
 // Times are medians over --reps runs, each bracketed by stream synchronisations and read off the
 // host clock after two warm-up runs. Inputs are fresh random normals (never zeros).
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -14,9 +16,11 @@
 #include <string>
 #include <vector>
 
+#include "ssm/autograd/node.h"
 #include "ssm/core/cuda.h"
 #include "ssm/core/rng.h"
 #include "ssm/kernels/selective_scan.h"
+#include "ssm/ops/ssd.h"
 
 using namespace ssm;
 
@@ -45,11 +49,67 @@ Tensor device_randn(const Shape& shape, Generator& g, double scale = 1, double s
   return t.to(Device::CUDA);
 }
 
+// SSD at (B = 8, H = 32, P = 64, N = 128, G = 1), f32, with D and an initial state: the forward
+// alone (no graph), then forward + backward through the autograd op (backward = the difference).
+void bench_ssd(int reps, const std::vector<int64_t>& lengths, double copy_gbs) {
+  const int64_t batch = 8, heads = 32, head_dim = 64, n_state = 128, groups = 1;
+  std::printf(
+      "\n| op | B | H | P | N | L | fwd ms | bwd ms | fwd+bwd ms | min bytes fwd+bwd | GB/s | %% "
+      "of copy |\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+  for (int64_t len : lengths) {
+    Generator g(4321 + len);
+    auto leaf = [](Tensor t) { return t.requires_grad_(); };
+    Tensor x = leaf(device_randn({batch, len, heads, head_dim}, g));
+    // dt in about (0.005, 0.1) and A in about (-8, -1): the usual Mamba-2 ranges, always > 0 / < 0.
+    Tensor dt = randn({batch, len, heads}, DType::F32, &g);
+    for (float *p = dt.data<float>(), *e = p + dt.numel(); p != e; ++p)
+      *p = 0.005f + 0.095f / (1.0f + std::exp(-*p));
+    dt = leaf(dt.to(Device::CUDA));
+    Tensor A = randn({heads}, DType::F32, &g);
+    for (float *p = A.data<float>(), *e = p + A.numel(); p != e; ++p)
+      *p = -1.0f - 7.0f / (1.0f + std::exp(-*p));
+    A = leaf(A.to(Device::CUDA));
+    Tensor B = leaf(device_randn({batch, len, groups, n_state}, g));
+    Tensor C = leaf(device_randn({batch, len, groups, n_state}, g));
+    SsdOptions opt;
+    opt.D = leaf(device_randn({heads}, g));
+    opt.initial_state = leaf(device_randn({batch, heads, head_dim, n_state}, g));
+    const Tensor dy = device_randn({batch, len, heads, head_dim}, g);
+    const Tensor dfinal = device_randn({batch, heads, head_dim, n_state}, g);
+    const double fwd_ms = median_ms(reps, [&] {
+      NoGradGuard no_grad;
+      (void)ssd(x, dt, A, B, C, opt);
+    });
+    const double total = median_ms(reps, [&] {
+      SsdResult r = ssd(x, dt, A, B, C, opt);
+      run_backward({r.y, r.final_state}, {dy, dfinal}, false);
+    });
+    // Forward reads x, dt, B, C, the initial state and writes y and the final state; backward
+    // reads x, dt, B, C, dy, dfinal, the initial state and writes dx, ddt, dB, dC, dinitial.
+    const double blhp = double(batch) * len * heads * head_dim * 4,
+                 blh = double(batch) * len * heads * 4,
+                 blgn = double(batch) * len * groups * n_state * 4,
+                 bhpn = double(batch) * heads * head_dim * n_state * 4;
+    const double bytes =
+        (2 * blhp + blh + 2 * blgn + 2 * bhpn) + (3 * blhp + 2 * blh + 4 * blgn + 3 * bhpn);
+    const double gbs = bytes / (total * 1e-3) / 1e9;
+    std::printf(
+        "| ssd f32 | %lld | %lld | %lld | %lld | %lld | %.3f | %.3f | %.3f | %.2f GB | %.0f | "
+        "%.1f%% |\n",
+        (long long)batch, (long long)heads, (long long)head_dim, (long long)n_state, (long long)len,
+        fwd_ms, total - fwd_ms, total, bytes / 1e9, gbs, 100 * gbs / copy_gbs);
+    std::fflush(stdout);
+    cuda::empty_cache();
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   int reps = 10;
   std::vector<int64_t> lengths = {2048, 4096, 8192, 16384};
+  std::string ops = "scan,ssd";
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--reps") && i + 1 < argc) reps = std::atoi(argv[++i]);
     if (!std::strcmp(argv[i], "--lengths") && i + 1 < argc) {
@@ -57,6 +117,7 @@ int main(int argc, char** argv) {
       for (char* tok = std::strtok(argv[++i], ","); tok; tok = std::strtok(nullptr, ","))
         lengths.push_back(std::atoll(tok));
     }
+    if (!std::strcmp(argv[i], "--ops") && i + 1 < argc) ops = argv[++i];
   }
   if (!cuda::available()) {
     std::printf("no CUDA device\n");
@@ -77,6 +138,8 @@ int main(int argc, char** argv) {
   dst = Tensor();
   cuda::empty_cache();
 
+  if (ops.find("ssd") != std::string::npos) bench_ssd(reps, lengths, copy_gbs);
+  if (ops.find("scan") == std::string::npos) return 0;
   // Selective scan at (B = 8, D = 2048, N = 16, G = 1), f32, with D, z, delta_bias, softplus.
   const int64_t batch = 8, dim = 2048, n_state = 16, groups = 1;
   std::printf(

@@ -1,7 +1,8 @@
 // ssd as an autograd op: forward by the sequential recurrence (short inputs) or the chunked
-// algorithm, backward by the kernel's exact chunked backward.
+// algorithm, backward by the kernel's exact chunked backward; CUDA tensors go to ops/cuda_ssd.
 #include "ssm/ops/ssd.h"
 
+#include "ops/cuda_ssd.h"
 #include "ssm/autograd/node.h"
 #include "ssm/kernels/ssd.h"
 
@@ -31,9 +32,10 @@ SsdResult ssd(const Tensor& x, const Tensor& dt, const Tensor& A, const Tensor& 
   in.initial_state = options.initial_state;
   in.chunk_size = options.chunk_size;
   k::check_ssd_inputs(in, "ssd");
-  for (const Tensor* t : {&x, &dt, &A, &B, &C, &options.D, &options.initial_state})
+  if (x.device() == Device::CUDA) return cuda_ssd(x, dt, A, B, C, options);
+  for (const Tensor* t : {&dt, &A, &B, &C, &options.D, &options.initial_state})
     SSM_CHECK(!t->defined() || t->device() == Device::CPU,
-              "ssd: only the CPU kernel exists so far, got a {} tensor", device_name(t->device()));
+              "ssd: x is on the CPU but another argument is on {}", device_name(t->device()));
 
   k::SsdOutputs fwd =
       x.size(1) <= kSequentialMaxLength ? k::ssd_sequential(in) : k::ssd_chunked_fwd(in);

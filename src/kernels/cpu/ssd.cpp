@@ -85,8 +85,11 @@ void expect_shape(const Tensor& t, const Shape& expected, const char* op, const 
 void expect_like(const Tensor& t, const Tensor& x, const char* op, const char* arg) {
   SSM_CHECK(t.dtype() == x.dtype(), "{}: argument '{}' expected dtype {} (the dtype of x), got {}",
             op, arg, dtype_name(x.dtype()), dtype_name(t.dtype()));
-  SSM_CHECK(t.device() == Device::CPU, "{}: argument '{}' expected a CPU tensor, got {}", op, arg,
-            device_name(t.device()));
+  // One device for all (the CUDA op shares this validation; the CPU kernels reject device
+  // memory when they read it).
+  SSM_CHECK(t.device() == x.device(),
+            "{}: argument '{}' expected a {} tensor (the device of x), got {}", op, arg,
+            device_name(x.device()), device_name(t.device()));
 }
 
 // ------------------------------------------------------------------ problem description
