@@ -20,6 +20,7 @@ void register_eval(CLI::App& app, GlobalOptions& g);
 void register_data(CLI::App& app, GlobalOptions& g);
 void register_tokenize(CLI::App& app, GlobalOptions& g);
 void register_generate(CLI::App& app, GlobalOptions& g);
+void register_bench(CLI::App& app, GlobalOptions& g);
 void register_perplexity(CLI::App& app, GlobalOptions& g);
 
 inline void register_all(CLI::App& app, GlobalOptions& g) {
@@ -29,6 +30,7 @@ inline void register_all(CLI::App& app, GlobalOptions& g) {
   register_data(app, g);
   register_tokenize(app, g);
   register_generate(app, g);
+  register_bench(app, g);
   register_perplexity(app, g);
 }
 

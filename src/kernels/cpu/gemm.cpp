@@ -6,9 +6,38 @@
 #include <climits>
 #include <optional>
 
+#include "kernels/cpu/simd_vec.h"
+
 namespace ssm::cpu {
 
 namespace {
+
+namespace simd = kernels::cpu::simd;
+
+// y[r · incy] += alpha · Σ_c W[r, c] · x[c] for a row-major W (R, C) with leading dim ldw and a
+// contiguous x: one row at a time, one sequential stream of W per thread, four independent
+// vector accumulators. On the machines measured (docs/PERFORMANCE.md) this streams the matrix
+// close to memory bandwidth where OpenBLAS's GEMV interleaves several rows and reaches about
+// half of it; and it runs on the OpenMP threads, so a decode step does not wake OpenBLAS's
+// own thread pool between OpenMP regions (the two pools contend for the cores).
+template <typename T>
+void gemv_rows(int64_t R, int64_t C, T alpha, const T* W, int64_t ldw, const T* x, T* y,
+               int64_t incy) {
+  constexpr int64_t kW = simd::kLanes<T>, kU = 4;
+#pragma omp parallel for schedule(static) if (R * C >= (int64_t{1} << 15))
+  for (int64_t r = 0; r < R; ++r) {
+    const T* w = W + r * ldw;
+    simd::Vec<T> acc[kU] = {};
+    int64_t c = 0;
+    for (; c + kU * kW <= C; c += kU * kW)
+      for (int64_t u = 0; u < kU; ++u)
+        acc[u] += simd::load(w + c + u * kW) * simd::load(x + c + u * kW);
+    for (; c + kW <= C; c += kW) acc[0] += simd::load(w + c) * simd::load(x + c);
+    T s = simd::sum_lanes<T>((acc[0] + acc[1]) + (acc[2] + acc[3]));
+    for (; c < C; ++c) s += w[c] * x[c];
+    y[r * incy] += alpha * s;
+  }
+}
 
 CBLAS_TRANSPOSE blas_flag(bool transposed) {
   return transposed ? CblasTrans : CblasNoTrans;
@@ -22,6 +51,14 @@ void blas_gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, doub
                const double* a, int lda, const double* b, int ldb, double beta, double* c,
                int ldc) {
   cblas_dgemm(CblasRowMajor, ta, tb, M, N, K, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+void blas_gemv(CBLAS_TRANSPOSE t, int R, int C, float alpha, const float* a, int lda,
+               const float* x, int incx, float* y, int incy) {
+  cblas_sgemv(CblasRowMajor, t, R, C, alpha, a, lda, x, incx, 1.0f, y, incy);
+}
+void blas_gemv(CBLAS_TRANSPOSE t, int R, int C, double alpha, const double* a, int lda,
+               const double* x, int incx, double* y, int incy) {
+  cblas_dgemv(CblasRowMajor, t, R, C, alpha, a, lda, x, incx, 1.0, y, incy);
 }
 void blas_gemv_trans(int R, int N, const float* a, int lda, const float* x, float* y) {
   cblas_sgemv(CblasRowMajor, CblasTrans, R, N, 1.0f, a, lda, x, 1, 0.0f, y, 1);
@@ -68,6 +105,40 @@ void gemm(int64_t M, int64_t N, int64_t K, T alpha, BlasMatrix<T> a, BlasMatrix<
   if (K == 0) {  // an empty sum: C = beta · C (BLAS would reject lda = 0)
     for (int64_t i = 0; i < M; ++i)
       for (int64_t j = 0; j < N; ++j) c[i * ldc + j] = beta == T(0) ? T(0) : beta * c[i * ldc + j];
+    return;
+  }
+  if (M == 1 || N == 1) {
+    // A single row or column is a matrix-vector product. OpenBLAS's GEMM would pack the whole
+    // matrix operand first (for a decode step's projections, that copy was most of the time);
+    // GEMV streams it once: gemv_rows for a row-major matrix and a contiguous vector, BLAS
+    // otherwise. The output is zeroed here and BLAS told beta = 1, so an
+    // uninitialised C is never read (whatever BLAS does with beta = 0 and NaN garbage).
+    const int64_t n_out = M == 1 ? N : M, out_inc = M == 1 ? 1 : ldc;
+    for (int64_t i = 0; i < n_out; ++i) {
+      T& ci = c[i * out_inc];
+      ci = beta == T(0) ? T(0) : beta * ci;
+    }
+    if (M == 1) {  // c (1, N) = a (1, K) · op(B): y = op(B)ᵀ x
+      const int64_t inc_a = a.transposed ? a.ld : 1;
+      if (b.transposed && inc_a == 1)  // x · Wᵀ, as in linear()
+        gemv_rows(N, K, alpha, b.data, b.ld, a.data, c, 1);
+      else if (b.transposed)  // B stored (N, K) row-major
+        blas_gemv(CblasNoTrans, blas_int(N, "N"), blas_int(K, "K"), alpha, b.data,
+                  blas_int(b.ld, "ldb"), a.data, blas_int(inc_a, "lda"), c, 1);
+      else  // B stored (K, N) row-major
+        blas_gemv(CblasTrans, blas_int(K, "K"), blas_int(N, "N"), alpha, b.data,
+                  blas_int(b.ld, "ldb"), a.data, blas_int(inc_a, "lda"), c, 1);
+    } else {  // c (M, 1) = op(A) (M, K) · b (K, 1)
+      const int64_t inc_b = b.transposed ? 1 : b.ld;
+      if (!a.transposed && inc_b == 1)
+        gemv_rows(M, K, alpha, a.data, a.ld, b.data, c, ldc);
+      else if (a.transposed)  // A stored (K, M) row-major
+        blas_gemv(CblasTrans, blas_int(K, "K"), blas_int(M, "M"), alpha, a.data,
+                  blas_int(a.ld, "lda"), b.data, blas_int(inc_b, "ldb"), c, blas_int(ldc, "ldc"));
+      else  // A stored (M, K) row-major
+        blas_gemv(CblasNoTrans, blas_int(M, "M"), blas_int(K, "K"), alpha, a.data,
+                  blas_int(a.ld, "lda"), b.data, blas_int(inc_b, "ldb"), c, blas_int(ldc, "ldc"));
+    }
     return;
   }
   blas_gemm(blas_flag(a.transposed), blas_flag(b.transposed), blas_int(M, "M"), blas_int(N, "N"),
