@@ -3,7 +3,8 @@
 
 - selective_scan: Mamba-1's scan as the usual PyTorch reference computes it (DESIGN §5): the
   discretised Ā = exp(Δ A) and B̄u = Δ B u materialised as (B, D, L, N), then a Python loop over
-  L of (B, D, N) tensor ops h = Ā_l h + B̄u_l, y_l = h·C_l; out = (y + D u)·silu(z); autograd.
+  L of (B, D, N) tensor ops h = Ā_l h + B̄u_l, y_l = h·C_l; out = (y + D u)·silu(z); autograd
+  (per-step views through unbind, so the backward stays linear in L).
 - ssd: Mamba-2's chunked SSD written from the equations (chunk Q): intra-chunk quadratic form
   (C Bᵀ ∘ L) X, chunk end states, a loop passing states between chunks, and the state-to-output
   term; y + D x; autograd.
@@ -34,17 +35,19 @@ def selective_scan_ref(u, delta, A, B, C, D, z, delta_bias):
     """u, delta, z (b, d, l); A (d, n); B, C (b, g, n, l); D, delta_bias (d)."""
     delta = F.softplus(delta + delta_bias[:, None])
     b, d, l = u.shape
-    g = B.shape[1]
-    # Each group's B, C serve d/g consecutive channels.
-    Bd = B.repeat_interleave(d // g, dim=1)  # (b, d, n, l)
-    Cd = C.repeat_interleave(d // g, dim=1)
-    dA = torch.exp(delta[..., None] * A[:, None, :])  # (b, d, l, n)
-    dBu = (delta * u)[..., None] * Bd.transpose(2, 3)  # (b, d, l, n)
-    h = u.new_zeros(b, d, A.shape[1])
+    g, n = B.shape[1], A.shape[1]
+    # Channels split into g groups of d/g sharing B and C (broadcast, never copied per channel).
+    dA = torch.exp(delta[..., None] * A[:, None, :]).view(b, g, d // g, l, n)
+    dBu = (delta * u).view(b, g, d // g, l, 1) * B.transpose(2, 3)[:, :, None]
+    # unbind: one view per step whose backward is a single stack (indexing dA[..., i, :] in
+    # the loop would make autograd build a full (b, d, l, n) zero gradient for every step).
+    dA_steps, dBu_steps = dA.unbind(3), dBu.unbind(3)
+    C_steps = C.unbind(3)
+    h = u.new_zeros(b, g, d // g, n)
     ys = []
     for i in range(l):
-        h = dA[:, :, i] * h + dBu[:, :, i]
-        ys.append((h * Cd[:, :, :, i]).sum(-1))
+        h = dA_steps[i] * h + dBu_steps[i]
+        ys.append((h * C_steps[i][:, :, None]).sum(-1).reshape(b, d))
     y = torch.stack(ys, dim=2) + D[:, None] * u
     return y * F.silu(z)
 
@@ -141,7 +144,7 @@ def main():
     parser.add_argument("--head-dim", type=int, default=64)
     parser.add_argument("--ssd-state", type=int, default=128)
     parser.add_argument("--groups", type=int, default=1)
-    parser.add_argument("--chunk", type=int, default=64)
+    parser.add_argument("--chunk", type=int, default=128)
     parser.add_argument("--check", action="store_true")
     a = parser.parse_args()
     torch.set_num_threads(a.threads)

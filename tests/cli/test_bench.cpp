@@ -11,6 +11,8 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "ssm/io/safetensors.h"
+#include "ssm/nn/mamba_lm.h"
 #include "support/testing.h"
 
 namespace fs = std::filesystem;
@@ -159,6 +161,48 @@ TEST_F(Bench, LmJsonHasTokensPerSecondAndBandwidth) {
                   1e-12);
     }
   }
+}
+
+TEST_F(Bench, LmLoadsAHuggingFaceDirectory) {
+  // A tiny random model in the Hugging Face layout: the bench reports its shape and size.
+  ssm::nn::MambaLMConfig c;
+  c.mixer.d_model = 16;
+  c.mixer.d_state = 4;
+  c.n_layer = 3;
+  c.vocab_size = 40;
+  ssm::Generator gen(5);
+  ssm::nn::MambaLM model(c, gen);
+  const fs::path hf = fs::temp_directory_path() / ("ssm_bench_hf_" + std::to_string(::getpid()));
+  fs::create_directories(hf);
+  ssm::io::write_safetensors((hf / "model.safetensors").string(), model.state_dict(),
+                             {{"format", "pt"}});
+  std::ofstream(hf / "config.json") << json({{"architectures", {"MambaForCausalLM"}},
+                                             {"model_type", "mamba"},
+                                             {"hidden_size", 16},
+                                             {"num_hidden_layers", 3},
+                                             {"state_size", 4},
+                                             {"expand", 2},
+                                             {"conv_kernel", 4},
+                                             {"time_step_rank", "auto"},
+                                             {"vocab_size", 40},
+                                             {"layer_norm_epsilon", 1e-5},
+                                             {"use_conv_bias", true},
+                                             {"use_bias", false},
+                                             {"tie_word_embeddings", true}})
+                                           .dump();
+  const json j =
+      one_json_object(run_cli("bench lm --json --runs 5 --warmup 0 -p 8 -n 3 --threads 1 "
+                              "--bandwidth-mib 4 --model " +
+                              hf.string()));
+  EXPECT_EQ(j["model"]["source"], hf.string());
+  EXPECT_EQ(j["model"]["n_layer"].get<int>(), 3);
+  EXPECT_EQ(j["model"]["vocab_size"].get<int>(), 40);
+  EXPECT_EQ(j["model"]["params"].get<int64_t>(), model.num_parameters());
+  ASSERT_EQ(j["results"].size(), 2u);
+  EXPECT_EQ(j["results"][0]["test"], "pp8");
+  EXPECT_EQ(j["results"][1]["test"], "tg3");
+  expect_stats(j["results"][1]["tokens_per_s"], 5, "tg3");
+  fs::remove_all(hf);
 }
 
 TEST_F(Bench, TorchSideThroughItsScriptWithTheSameThreads) {
