@@ -152,12 +152,16 @@ TEST_F(Bench, LmJsonHasTokensPerSecondAndBandwidth) {
     if (i % 2 == 1) {
       expect_positive_finite(r["decode_gbs"], "decode_gbs");
       expect_positive_finite(r["bandwidth_fraction"], "bandwidth_fraction");
+      expect_positive_finite(r["read_fraction"], "read_fraction");
       // decode GB/s is tokens/s × weight bytes, and the fraction is against the triad figure.
       EXPECT_NEAR(r["decode_gbs"].get<double>(),
                   r["tokens_per_s"]["mean"].get<double>() * m["weight_bytes"].get<double>() / 1e9,
                   1e-9 * r["decode_gbs"].get<double>());
       EXPECT_NEAR(r["bandwidth_fraction"].get<double>(),
                   r["decode_gbs"].get<double>() / j["bandwidth"][i / 2]["triad_gbs"].get<double>(),
+                  1e-12);
+      EXPECT_NEAR(r["read_fraction"].get<double>(),
+                  r["decode_gbs"].get<double>() / j["bandwidth"][i / 2]["read_gbs"].get<double>(),
                   1e-12);
     }
   }

@@ -114,7 +114,8 @@ nlohmann::json run_lm_bench(const LmBenchOptions& o) {
                        {"tokens_per_s", tg_tps.to_json()},
                        {"decode_gbs", decode_gbs},
                        {"bandwidth_gbs", bw.triad_gbs},
-                       {"bandwidth_fraction", decode_gbs / bw.triad_gbs}});
+                       {"bandwidth_fraction", decode_gbs / bw.triad_gbs},
+                       {"read_fraction", decode_gbs / bw.read_gbs}});
   }
   const auto& c = model.config;
   return {{"suite", "lm"},
@@ -157,7 +158,8 @@ void print_lm_bench(const nlohmann::json& r) {
                        fmt::format("{:.2f}", bw["triad_gbs"].get<double>()),
                        fmt::format("{:.2f}", bw["read_gbs"].get<double>()),
                        fmt::format("{:.2f}", row["decode_gbs"].get<double>()),
-                       fmt::format("{:.1f}%", 100 * row["bandwidth_fraction"].get<double>())});
+                       fmt::format("{:.1f}%", 100 * row["bandwidth_fraction"].get<double>()),
+                       fmt::format("{:.1f}%", 100 * row["read_fraction"].get<double>())});
   }
   print_table({"model", "size", "params", "threads", "test", "t/s"}, rows);
   fmt::print(
@@ -166,8 +168,9 @@ void print_lm_bench(const nlohmann::json& r) {
       "of {} MiB, bytes read + written):\n\n",
       m["weight_bytes"].get<double>() / 1e6, r["bandwidth"][0]["reps"].get<int>(),
       r["bandwidth"][0]["array_bytes"].get<int64_t>() >> 20);
-  print_table({"threads", "copy GB/s", "triad GB/s", "read GB/s", "decode GB/s", "% of triad"},
-              bw_rows);
+  print_table(
+      {"threads", "copy GB/s", "triad GB/s", "read GB/s", "decode GB/s", "% of triad", "% of read"},
+      bw_rows);
 }
 
 }  // namespace ssm::cli
