@@ -5,13 +5,14 @@
 //   gelu_erf(x) = x·Φ(x), Φ(x) = ½(1 + erf(x/√2))          gelu' = Φ(x) + x·φ(x)
 //   gelu_tanh(x) = ½x(1 + tanh u), u = √(2/π)(x + 0.044715x³)
 //                  gelu' = ½(1 + t) + ½x(1 − t²)·√(2/π)(1 + 3·0.044715x²), t = tanh u
+#include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
-
-#include <Eigen/Core>
+#include <type_traits>
 #include <unsupported/Eigen/SpecialFunctions>
 
 #include "kernels/cpu/elementwise.h"
+#include "kernels/cpu/scan_math.h"
 
 namespace ssm::cpu {
 
@@ -23,6 +24,7 @@ namespace {
 constexpr int64_t kEigenBlock = 1024;
 
 void gelu_erf_forward_f32(const float* x, float* y, int64_t n);
+void exp_f32(const float* x, float* y, int64_t n);
 void gelu_erf_backward_f32(const float* x, const float* gy, float* gx, int64_t n);
 
 constexpr double kInvSqrt2 = 0.70710678118654752440;     // 1/√2
@@ -61,6 +63,14 @@ void gelu_erf_forward_f32(const float* x, float* y, int64_t n) {
   }
 }
 
+// float exp through the scan kernels' vectorisable exp (a few ulp from std::exp; Eigen's
+// AVX-512 exp trips GCC 12's -Wmaybe-uninitialized): the scalar libm call was ~10% of a Mamba
+// decode step, which forms A = −exp(A_log) in every layer.
+void exp_f32(const float* __restrict x, float* __restrict y, int64_t n) {
+#pragma omp parallel for simd if (n > kParallelThreshold) schedule(static)
+  for (int64_t i = 0; i < n; ++i) y[i] = kernels::cpu::detail::vexp(x[i]);
+}
+
 void gelu_erf_backward_f32(const float* x, const float* gy, float* gx, int64_t n) {
 #pragma omp parallel for if (n > kParallelThreshold) schedule(static)
   for (int64_t b = 0; b < n; b += kEigenBlock) {
@@ -82,6 +92,7 @@ void unary_forward(UnaryOp op, const T* x, T* y, int64_t n, double scalar) {
     case UnaryOp::Neg:
       return map1(x, y, n, [](T v) { return -v; });
     case UnaryOp::Exp:
+      if constexpr (std::is_same_v<T, float>) return exp_f32(x, y, n);
       return map1(x, y, n, [](T v) { return std::exp(v); });
     case UnaryOp::Log:
       return map1(x, y, n, [](T v) { return std::log(v); });

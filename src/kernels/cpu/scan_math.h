@@ -12,9 +12,15 @@
 #include <bit>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <memory>
+#include <type_traits>
 #include <utility>
+
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
 
 namespace ssm::kernels::cpu::detail {
 
@@ -194,6 +200,74 @@ template <typename T>
 template <typename T>
 [[gnu::always_inline]] inline T vsigmoid(T x) {
   return T(1) / (T(1) + vexp(-x));
+}
+
+#if defined(__AVX__)
+[[gnu::always_inline]] inline float sum_vector(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+}
+[[gnu::always_inline]] inline double sum_vector(__m256d v) {
+  const __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+  return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+}
+#endif
+
+// Σ v[0..kN) for a compile-time kN, as a tree of vector adds. GCC 12 compiles an
+// `omp simd reduction(+)` over a fixed 16-float loop into 15 dependent scalar adds with a
+// shuffle each; in the selective scan those were the hottest instructions. Callers fill v in
+// their SIMD loop and sum it here once per step. 256-bit halves only: GCC 12's AVX-512
+// reductions and extracts trip -Wmaybe-uninitialized (on _mm256_undefined_pd) when inlined.
+template <typename T, int kN>
+[[gnu::always_inline]] inline T tree_sum(const T* __restrict v) {
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float> && kN % 16 == 0) {
+    // One 512-bit vector per 16 entries, folded to 256 bits by a generic shuffle.
+    typedef float Float16 __attribute__((vector_size(64)));
+    typedef float Float8 __attribute__((vector_size(32)));
+    Float16 acc, next;
+    std::memcpy(&acc, v, sizeof acc);
+    for (int i = 16; i < kN; i += 16) {
+      std::memcpy(&next, v + i, sizeof next);
+      acc += next;
+    }
+    const Float8 lo = __builtin_shufflevector(acc, acc, 0, 1, 2, 3, 4, 5, 6, 7);
+    const Float8 hi = __builtin_shufflevector(acc, acc, 8, 9, 10, 11, 12, 13, 14, 15);
+    return sum_vector(static_cast<__m256>(lo + hi));
+  }
+#endif
+#if defined(__AVX__)
+  if constexpr (std::is_same_v<T, float> && kN % 8 == 0) {
+    __m256 acc = _mm256_loadu_ps(v);
+    for (int i = 8; i < kN; i += 8) acc = _mm256_add_ps(acc, _mm256_loadu_ps(v + i));
+    return sum_vector(acc);
+  }
+  if constexpr (std::is_same_v<T, double> && kN % 4 == 0) {
+    __m256d acc = _mm256_loadu_pd(v);
+    for (int i = 4; i < kN; i += 4) acc = _mm256_add_pd(acc, _mm256_loadu_pd(v + i));
+    return sum_vector(acc);
+  }
+#endif
+  if constexpr (kN == 1) {
+    return v[0];
+  } else {
+    static_assert(kN % 2 == 0, "tree_sum: kN must be a power of two");
+    return tree_sum<T, kN / 2>(v) + tree_sum<T, kN / 2>(v + kN / 2);
+  }
+}
+
+// Σ v[0..n): the tree above for the specialised sizes (kN > 0), else a plain reduction.
+template <typename T, int kN>
+[[gnu::always_inline]] inline T sum_values(const T* __restrict v, int64_t n) {
+  if constexpr (kN > 0) {
+    return tree_sum<T, kN>(v);
+  } else {
+    T s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t i = 0; i < n; ++i) s += v[i];
+    return s;
+  }
 }
 
 }  // namespace ssm::kernels::cpu::detail

@@ -28,6 +28,7 @@ namespace ssm::kernels::cpu {
 
 namespace {
 
+using detail::sum_values;
 using detail::vexp;
 using detail::vsigmoid;
 using detail::vsoftplus;
@@ -47,8 +48,9 @@ void expect_shape(const Tensor& t, const Shape& expected, const char* op, const 
 void expect_like(const Tensor& t, const Tensor& u, const char* op, const char* arg) {
   SSM_CHECK(t.dtype() == u.dtype(), "{}: argument '{}' expected dtype {} (the dtype of u), got {}",
             op, arg, dtype_name(u.dtype()), dtype_name(t.dtype()));
-  SSM_CHECK(t.device() == u.device(), "{}: argument '{}' expected a {} tensor (the device of u), got {}",
-            op, arg, device_name(u.device()), device_name(t.device()));
+  SSM_CHECK(t.device() == u.device(),
+            "{}: argument '{}' expected a {} tensor (the device of u), got {}", op, arg,
+            device_name(u.device()), device_name(t.device()));
 }
 
 // ------------------------------------------------------------------ raw problem description
@@ -167,21 +169,23 @@ template <typename T, int kN, bool kChecked>
 [[gnu::always_inline]] inline void forward_steps(int64_t N, int64_t n, const T* __restrict A,
                                                  const T* __restrict steps, const T* __restrict u,
                                                  const T* __restrict Bt, const T* __restrict Ct,
-                                                 T* __restrict h, T* __restrict ys) {
+                                                 T* __restrict h, T* __restrict ys,
+                                                 T* __restrict scratch) {
   if constexpr (kN > 0) N = kN;
+  alignas(64) T fixed[kN > 0 ? kN : 1];
+  T* __restrict prod = kN > 0 ? fixed : scratch;  // C_l ⊙ h_l, summed below
   for (int64_t k = 0; k < n; ++k) {
     const T dt = steps[k];
     const T dtu = dt * u[k];
     const T* __restrict Bl = Bt + k * N;
     const T* __restrict Cl = Ct + k * N;
-    T y = 0;
-#pragma omp simd reduction(+ : y)
+#pragma omp simd
     for (int64_t i = 0; i < N; ++i) {
       const T hn = decay<T, kChecked>(dt * A[i]) * h[i] + dtu * Bl[i];
       h[i] = hn;
-      y += Cl[i] * hn;
+      prod[i] = Cl[i] * hn;
     }
-    ys[k] = y;
+    ys[k] = sum_values<T, kN>(prod, N);
   }
 }
 
@@ -191,8 +195,11 @@ template <typename T, int kN, bool kChecked>
                                                    const T* __restrict steps, const T* __restrict u,
                                                    const T* __restrict Bt, const T* __restrict Ct,
                                                    T* __restrict h, T* __restrict states,
-                                                   T* __restrict decays, T* __restrict ys) {
+                                                   T* __restrict decays, T* __restrict ys,
+                                                   T* __restrict scratch) {
   if constexpr (kN > 0) N = kN;
+  alignas(64) T fixed[kN > 0 ? kN : 1];
+  T* __restrict prod = kN > 0 ? fixed : scratch;  // C_l ⊙ h_l, summed below
   for (int64_t k = 0; k < n; ++k) {
     const T dt = steps[k];
     const T dtu = dt * u[k];
@@ -200,25 +207,25 @@ template <typename T, int kN, bool kChecked>
     const T* __restrict Cl = Ct + k * N;
     T* __restrict hk = states + k * N;
     T* __restrict ak = decays + k * N;
-    T y = 0;
-#pragma omp simd reduction(+ : y)
+#pragma omp simd
     for (int64_t i = 0; i < N; ++i) {
       const T a = decay<T, kChecked>(dt * A[i]);
       const T hn = a * h[i] + dtu * Bl[i];
       ak[i] = a;
       hk[i] = hn;
       h[i] = hn;
-      y += Cl[i] * hn;
+      prod[i] = Cl[i] * hn;
     }
-    ys[k] = y;
+    ys[k] = sum_values<T, kN>(prod, N);
   }
 }
 
 // Per-thread buffers of the forward: N state values (runtime N) and one chunk of steps.
 template <typename T>
 struct ForwardScratch {
-  std::vector<T> h, steps, ys;
-  ForwardScratch(int64_t chunk, int64_t n_state) : h(n_state), steps(chunk), ys(chunk) {}
+  std::vector<T> h, steps, ys, prod;
+  ForwardScratch(int64_t chunk, int64_t n_state)
+      : h(n_state), steps(chunk), ys(chunk), prod(n_state) {}
 };
 
 // One channel (b, d) over the whole sequence.
@@ -252,9 +259,11 @@ void forward_channel(const ScanProblem<T>& p, int64_t b, int64_t d, ForwardScrat
     const int64_t n_steps = std::min(L, l0 + p.chunk) - l0;
     step_sizes(delta + l0, bias, p.softplus, n_steps, steps);
     if (detail::exp_arguments_in_range(steps, n_steps, A, N))
-      forward_steps<T, kN, false>(N, n_steps, A, steps, u + l0, Bt + l0 * N, Ct + l0 * N, h, ys);
+      forward_steps<T, kN, false>(N, n_steps, A, steps, u + l0, Bt + l0 * N, Ct + l0 * N, h, ys,
+                                  ws.prod.data());
     else
-      forward_steps<T, kN, true>(N, n_steps, A, steps, u + l0, Bt + l0 * N, Ct + l0 * N, h, ys);
+      forward_steps<T, kN, true>(N, n_steps, A, steps, u + l0, Bt + l0 * N, Ct + l0 * N, h, ys,
+                                 ws.prod.data());
     const T* __restrict uc = u + l0;
     T* __restrict oc = out + l0;
     if (z) {
@@ -321,7 +330,7 @@ struct ChannelGrads {
 // Per-thread buffers: the recomputed states and decays of one chunk, and N-sized scratch.
 template <typename T>
 struct BackwardScratch {
-  std::vector<T> states, decays, steps, dys, ddts, carry, dA, h;
+  std::vector<T> states, decays, steps, dys, ddts, carry, dA, h, prod;
   BackwardScratch(int64_t chunk, int64_t n_state)
       : states(chunk * n_state),
         decays(chunk * n_state),
@@ -330,7 +339,8 @@ struct BackwardScratch {
         ddts(chunk),
         carry(n_state),
         dA(n_state),
-        h(n_state) {}
+        h(n_state),
+        prod(2 * n_state) {}
 };
 
 template <typename T, int kN>
@@ -368,6 +378,11 @@ void backward_channel(const ScanProblem<T>& p, int64_t b, int64_t d, const T* __
   T* __restrict g = kN > 0 ? g_fixed : ws.carry.data();  // dLoss/dh carried to earlier steps
   T* __restrict dA = kN > 0 ? dA_fixed : ws.dA.data();
   T* __restrict h = kN > 0 ? h_fixed : ws.h.data();
+  // Per-entry terms of the two sums of each step (g ⊙ B, and the dt·A chain), summed below.
+  alignas(64) T gB_fixed[kN > 0 ? kN : 1];
+  alignas(64) T daA_fixed[kN > 0 ? kN : 1];
+  T* __restrict gB_terms = kN > 0 ? gB_fixed : ws.prod.data();
+  T* __restrict daA_terms = kN > 0 ? daA_fixed : ws.prod.data() + N;
   for (int64_t n = 0; n < N; ++n) {
     g[n] = dlast_all ? dlast_all[bd * N + n] : T(0);
     dA[n] = 0;
@@ -387,10 +402,10 @@ void backward_channel(const ScanProblem<T>& p, int64_t b, int64_t d, const T* __
     std::copy(start, start + N, h);
     if (detail::exp_arguments_in_range(steps, n_steps, A, N))
       recompute_steps<T, kN, false>(N, n_steps, A, steps, uc, Bt + l0 * N, Ct + l0 * N, h, states,
-                                    decays, dys);
+                                    decays, dys, ws.prod.data());
     else
       recompute_steps<T, kN, true>(N, n_steps, A, steps, uc, Bt + l0 * N, Ct + l0 * N, h, states,
-                                   decays, dys);
+                                   decays, dys, ws.prod.data());
 
     // Through the gate out = (y + D·u) · silu(z), one SIMD loop over the chunk.
     if (z) {
@@ -422,22 +437,22 @@ void backward_channel(const ScanProblem<T>& p, int64_t b, int64_t d, const T* __
       T* __restrict dBl = dBt + l * N;
       T* __restrict dCl = dCt + l * N;
       dskip += dy * ul;
-      T du_l = dy * skip;
-      T ddt = 0;
-#pragma omp simd reduction(+ : du_l, ddt)
+#pragma omp simd
       for (int64_t n = 0; n < N; ++n) {
         const T gn = g[n] + dy * Cl[n];  // total gradient of h_l
         const T gB = gn * Bl[n];
         const T da = gn * hprev[n] * ak[n];  // gradient of dt·A_n
         dCl[n] += dy * hk[n];
         dBl[n] += gn * dtu;
-        du_l += gB * dt;
-        ddt += da * A[n] + gB * ul;
+        gB_terms[n] = gB;
+        daA_terms[n] = da * A[n];
         dA[n] += da * dt;
         g[n] = gn * ak[n];
       }
-      du[l] = du_l;
-      ddts[k] = ddt;
+      // du_l = dy·D + dt·Σ g⊙B;  ddt_l = Σ (dt·A chain) + u_l·Σ g⊙B.
+      const T sum_gB = sum_values<T, kN>(gB_terms, N);
+      du[l] = dy * skip + dt * sum_gB;
+      ddts[k] = sum_values<T, kN>(daA_terms, N) + ul * sum_gB;
     }
 
     // dt = softplus(delta + bias): d/d(delta) = σ(delta + bias).
@@ -576,6 +591,44 @@ SelectiveScanGrads backward_impl(const SelectiveScanInputs& in, const Tensor& ch
 
 // ------------------------------------------------------------------ decode step
 
+// One decode step over the (b, d) channels; kN > 0 fixes the state size at compile time.
+template <typename T, int kN>
+void step_channels(int64_t batch, int64_t dim, int64_t n_state, int64_t groups, bool dt_softplus,
+                   const T* px, const T* pdt, const T* pA, const T* pB, const T* pC, const T* pskip,
+                   const T* pz, const T* pbias, T* ph, T* py) {
+  const int64_t N = kN > 0 ? kN : n_state;
+  const int64_t per_group = dim / groups;
+  // A decode step is small (D·N updates per sequence): split it over the threads well below
+  // the scan's threshold, or the other threads only wait while one thread works.
+  constexpr int64_t kStepParallelThreshold = int64_t{1} << 12;
+#pragma omp parallel if (batch * dim * N > kStepParallelThreshold)
+  {
+    std::vector<T> scratch(kN > 0 ? 0 : N);
+    alignas(64) T fixed[kN > 0 ? kN : 1];
+    T* __restrict prod = kN > 0 ? fixed : scratch.data();  // C ⊙ h, summed per channel
+#pragma omp for schedule(static)
+    for (int64_t bd = 0; bd < batch * dim; ++bd) {
+      const int64_t b = bd / dim, d = bd % dim;
+      const int64_t bg = b * groups + d / per_group;
+      const T xv = px[bd];
+      T dt = pdt[bd] + (pbias ? pbias[d] : T(0));
+      if (dt_softplus) dt = vsoftplus(dt);
+      const T* __restrict Ad = pA + d * N;
+      const T* __restrict Bv = pB + bg * N;
+      const T* __restrict Cv = pC + bg * N;
+      T* __restrict h = ph + bd * N;
+#pragma omp simd
+      for (int64_t n = 0; n < N; ++n) {
+        const T hn = vexp(dt * Ad[n]) * h[n] + dt * xv * Bv[n];
+        h[n] = hn;
+        prod[n] = Cv[n] * hn;
+      }
+      const T acc = sum_values<T, kN>(prod, N) + (pskip ? pskip[d] : T(0)) * xv;
+      py[bd] = pz ? acc * pz[bd] * vsigmoid(pz[bd]) : acc;
+    }
+  }
+}
+
 template <typename T>
 Tensor step_impl(Tensor& state, const SelectiveStepInputs& in) {
   const Tensor x = in.x.contiguous(), dt_raw = in.dt.contiguous(), A = in.A.contiguous();
@@ -583,39 +636,13 @@ Tensor step_impl(Tensor& state, const SelectiveStepInputs& in) {
   const Tensor skip = contiguous_or_empty(in.D), z = contiguous_or_empty(in.z);
   const Tensor bias = contiguous_or_empty(in.dt_bias);
   const int64_t batch = x.size(0), dim = x.size(1), N = A.size(1), groups = Bm.size(1);
-  const int64_t per_group = dim / groups;
   Tensor y = Tensor::empty({batch, dim}, x.dtype());
-  const T* px = x.data<T>();
-  const T* pdt = dt_raw.data<T>();
-  const T* pA = A.data<T>();
-  const T* pB = Bm.data<T>();
-  const T* pC = Cm.data<T>();
-  const T* pskip = skip.defined() ? skip.data<T>() : nullptr;
-  const T* pz = z.defined() ? z.data<T>() : nullptr;
-  const T* pbias = bias.defined() ? bias.data<T>() : nullptr;
-  T* ph = state.data<T>();
-  T* py = y.data<T>();
-#pragma omp parallel for if (batch * dim * N > kParallelThreshold)
-  for (int64_t bd = 0; bd < batch * dim; ++bd) {
-    const int64_t b = bd / dim, d = bd % dim;
-    const int64_t bg = b * groups + d / per_group;
-    const T xv = px[bd];
-    T dt = pdt[bd] + (pbias ? pbias[d] : T(0));
-    if (in.dt_softplus) dt = vsoftplus(dt);
-    const T* __restrict Ad = pA + d * N;
-    const T* __restrict Bv = pB + bg * N;
-    const T* __restrict Cv = pC + bg * N;
-    T* __restrict h = ph + bd * N;
-    T acc = 0;
-#pragma omp simd reduction(+ : acc)
-    for (int64_t n = 0; n < N; ++n) {
-      const T hn = vexp(dt * Ad[n]) * h[n] + dt * xv * Bv[n];
-      h[n] = hn;
-      acc += Cv[n] * hn;
-    }
-    acc += (pskip ? pskip[d] : T(0)) * xv;
-    py[bd] = pz ? acc * pz[bd] * vsigmoid(pz[bd]) : acc;
-  }
+  auto ptr = [](const Tensor& t) { return t.defined() ? t.data<T>() : nullptr; };
+  with_state_size(N, [&](auto kN) {
+    step_channels<T, decltype(kN)::value>(
+        batch, dim, N, groups, in.dt_softplus, x.data<T>(), dt_raw.data<T>(), A.data<T>(),
+        Bm.data<T>(), Cm.data<T>(), ptr(skip), ptr(z), ptr(bias), state.data<T>(), y.data<T>());
+  });
   return y;
 }
 
