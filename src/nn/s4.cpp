@@ -178,7 +178,8 @@ Tensor S4::forward(const Tensor& x) const {
             dtype_name(D.dtype()), dtype_name(x.dtype()));
   const int64_t L = x.size(1);
   Tensor u = x.transpose(1, 2).contiguous();  // (B, H, L)
-  Tensor y = add(fft_conv(u, kernel(L)), mul(u, D.unsqueeze(-1)));
+  // The D·u feed-through is fused into the convolution (one op, no extra passes over u).
+  Tensor y = fft_conv(u, kernel(L), D);
   if (options.bidirectional) {
     // w = K_bwd * flip(u); shifting w right by one and flipping back gives
     // y_l = Σ_{j>l} K_bwd[j−l−1] u_j: the strictly-future part of the kernel.

@@ -30,7 +30,8 @@ S4D::S4D(const S4DOptions& o, Generator& gen, DType dtype) : options(o) {
   Tensor c_re = mul_scalar(randn({H, M}, dtype, &gen), std::sqrt(0.5));
   Tensor c_im = mul_scalar(randn({H, M}, dtype, &gen), std::sqrt(0.5));
   log_dt = register_parameter(
-      "log_dt", rand_uniform({H}, std::log(o.dt_min), std::log(o.dt_max), dtype, &gen), ParamKind::SSM);
+      "log_dt", rand_uniform({H}, std::log(o.dt_min), std::log(o.dt_max), dtype, &gen),
+      ParamKind::SSM);
   A_re_log = register_parameter("A_re_log", a_re_log.to(dtype), ParamKind::SSM);
   A_im = register_parameter("A_im", a_im.to(dtype), ParamKind::SSM);
   B_re = register_parameter("B_re", b_re.to(dtype), ParamKind::SSM);
@@ -39,8 +40,10 @@ S4D::S4D(const S4DOptions& o, Generator& gen, DType dtype) : options(o) {
   C_im = register_parameter("C_im", c_im.detach(), ParamKind::Weight);
   D = register_parameter("D", randn({H}, dtype, &gen), ParamKind::Weight);
   if (o.bidirectional) {
-    C_re_bwd = register_parameter("C_re_bwd", mul_scalar(randn({H, M}, dtype, &gen), std::sqrt(0.5)).detach());
-    C_im_bwd = register_parameter("C_im_bwd", mul_scalar(randn({H, M}, dtype, &gen), std::sqrt(0.5)).detach());
+    C_re_bwd = register_parameter("C_re_bwd",
+                                  mul_scalar(randn({H, M}, dtype, &gen), std::sqrt(0.5)).detach());
+    C_im_bwd = register_parameter("C_im_bwd",
+                                  mul_scalar(randn({H, M}, dtype, &gen), std::sqrt(0.5)).detach());
   }
 }
 
@@ -50,7 +53,8 @@ Tensor S4D::kernel(int64_t L) const {
 
 Tensor S4D::backward_kernel(int64_t L) const {
   SSM_CHECK(options.bidirectional, "S4D::backward_kernel: the layer is not bidirectional");
-  return s4d_kernel(log_dt, A_re_log, A_im, B_re, B_im, C_re_bwd, C_im_bwd, L, options.discretization);
+  return s4d_kernel(log_dt, A_re_log, A_im, B_re, B_im, C_re_bwd, C_im_bwd, L,
+                    options.discretization);
 }
 
 Tensor S4D::forward(const Tensor& x) const {
@@ -60,7 +64,8 @@ Tensor S4D::forward(const Tensor& x) const {
             dtype_name(x.dtype()), dtype_name(D.dtype()));
   const int64_t L = x.size(1);
   Tensor u = x.transpose(1, 2).contiguous();  // (B, H, L)
-  Tensor y = add(fft_conv(u, kernel(L)), mul(u, D.unsqueeze(-1)));
+  // The D·u feed-through is fused into the convolution (one op, no extra passes over u).
+  Tensor y = fft_conv(u, kernel(L), D);
   if (options.bidirectional) {
     // w = K_bwd * flip(u); shifting w right by one and flipping back gives
     // y_l = Σ_{j>l} K_bwd[j−l−1] u_j: the strictly-future part of the kernel.

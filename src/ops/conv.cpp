@@ -2,6 +2,8 @@
 // backward rules (which call the same kernels' backward halves).
 #include "ssm/ops/conv.h"
 
+#include <complex>
+
 #include "kernels/cpu/causal_conv1d.h"
 #include "kernels/cpu/fft_conv.h"
 #include "ops/cuda_conv.h"
@@ -107,7 +109,8 @@ Tensor causal_conv1d_update(const Tensor& x_t_in, Tensor& conv_state, const Tens
             "{}: argument 'conv_state' must be contiguous (it is updated in place), got strides {}",
             op, shape_str(conv_state.strides()));
 
-  if (device == Device::CUDA) return cuda_causal_conv1d_update(x_t_in, conv_state, weight_in, bias_in);
+  if (device == Device::CUDA)
+    return cuda_causal_conv1d_update(x_t_in, conv_state, weight_in, bias_in);
 
   const Tensor x_t = x_t_in.contiguous(), weight = weight_in.contiguous();
   const Tensor bias = bias_in.defined() ? bias_in.contiguous() : Tensor();
@@ -120,7 +123,7 @@ Tensor causal_conv1d_update(const Tensor& x_t_in, Tensor& conv_state, const Tens
   return y_t;
 }
 
-Tensor fft_conv(const Tensor& u_in, const Tensor& k_in) {
+Tensor fft_conv(const Tensor& u_in, const Tensor& k_in, const Tensor& skip_in) {
   constexpr const char* op = "fft_conv";
   check_float_cpu(op, "u", u_in, "(B, H, L)", 3);
   const int64_t B = u_in.size(0), H = u_in.size(1), L = u_in.size(2);
@@ -129,25 +132,48 @@ Tensor fft_conv(const Tensor& u_in, const Tensor& k_in) {
   SSM_CHECK(k_in.size(0) == H && k_in.size(1) == L,
             "{}: argument 'k' expected shape (H, L) = ({}, {}), got {}", op, H, L,
             shape_str(k_in.shape()));
+  if (skip_in.defined()) {
+    check_float_cpu(op, "skip", skip_in, "(H)", 1);
+    check_same_dtype(op, "skip", skip_in, u_in, "u");
+    SSM_CHECK(skip_in.size(0) == H, "{}: argument 'skip' expected shape (H) = ({}), got {}", op, H,
+              shape_str(skip_in.shape()));
+  }
 
   const Tensor u = u_in.contiguous(), k = k_in.contiguous();
+  const Tensor skip = skip_in.defined() ? skip_in.contiguous() : Tensor();
+  const bool want_u = u_in.requires_grad(), want_k = k_in.requires_grad(),
+             want_skip = skip_in.defined() && skip_in.requires_grad();
+  // dk correlates dy with u, so when it will be needed the forward keeps the spectra of u
+  // it computes anyway ((B, H, S) complex bins as pairs of reals) and the backward skips
+  // one transform per row. Without a backward for k this is memory for nothing.
+  const bool save_spectra = want_k && grad_mode_enabled();
+  const int64_t S = kc::fft_conv_spectrum_size(L);
+  Tensor u_spectra = save_spectra ? Tensor::empty({B, H, S, 2}, u.dtype()) : Tensor();
   Tensor y = Tensor::empty({B, H, L}, u.dtype());
   SSM_DISPATCH_FLOAT(u.dtype(), op, [&] {
-    kc::fft_conv_fwd<scalar_t>(u.data<scalar_t>(), k.data<scalar_t>(), y.data<scalar_t>(), B, H, L);
+    auto ptr = [](const Tensor& t) { return t.defined() ? t.data<scalar_t>() : nullptr; };
+    kc::fft_conv_fwd<scalar_t>(u.data<scalar_t>(), k.data<scalar_t>(), ptr(skip),
+                               y.data<scalar_t>(),
+                               reinterpret_cast<std::complex<scalar_t>*>(ptr(u_spectra)), B, H, L);
   });
 
-  const bool want_u = u_in.requires_grad(), want_k = k_in.requires_grad();
   const Tensor us = u.detach(), ks = k.detach();
-  return record(op, y, {u_in, k_in}, [=](const std::vector<Tensor>& grads) -> std::vector<Tensor> {
-    const Tensor dy = grads[0].contiguous();
-    Tensor du = want_u ? Tensor::empty(us.shape(), us.dtype()) : Tensor();
-    Tensor dk = want_k ? Tensor::empty(ks.shape(), ks.dtype()) : Tensor();
-    SSM_DISPATCH_FLOAT(us.dtype(), op, [&] {
-      auto ptr = [](const Tensor& t) { return t.defined() ? t.data<scalar_t>() : nullptr; };
-      kc::fft_conv_bwd<scalar_t>(ptr(dy), ptr(us), ptr(ks), ptr(du), ptr(dk), B, H, L);
-    });
-    return {du, dk};
-  });
+  const Tensor skips = skip.defined() ? skip.detach() : Tensor();
+  return record(
+      op, y, {u_in, k_in, skip_in}, [=](const std::vector<Tensor>& grads) -> std::vector<Tensor> {
+        const Tensor dy = grads[0].contiguous();
+        Tensor du = want_u ? Tensor::empty(us.shape(), us.dtype()) : Tensor();
+        Tensor dk = want_k ? Tensor::empty(ks.shape(), ks.dtype()) : Tensor();
+        Tensor dskip = want_skip ? Tensor::empty({H}, us.dtype()) : Tensor();
+        SSM_DISPATCH_FLOAT(us.dtype(), op, [&] {
+          auto ptr = [](const Tensor& t) { return t.defined() ? t.data<scalar_t>() : nullptr; };
+          // std::complex<T> is layout-compatible with T[2] ([complex.numbers]).
+          kc::fft_conv_bwd<scalar_t>(
+              ptr(dy), ptr(us), reinterpret_cast<const std::complex<scalar_t>*>(ptr(u_spectra)),
+              ptr(ks), ptr(skips), ptr(du), ptr(dk), ptr(dskip), B, H, L);
+        });
+        return {du, dk, dskip};
+      });
 }
 
 }  // namespace ssm

@@ -12,9 +12,12 @@ Tensor causal_conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias =
 Tensor causal_conv1d_update(const Tensor& x_t, Tensor& conv_state, const Tensor& weight,
                             const Tensor& bias = Tensor());
 
-// Causal long convolution via FFT: y[b,h,l] = Σ_{j≤l} k[h,j] · u[b,h,l−j],
-// computed as irfft(rfft(u, 2L) · rfft(k, 2L))[:L]. u (B, H, L), k (H, L).
-// Differentiable in u and k.
-Tensor fft_conv(const Tensor& u, const Tensor& k);
+// Causal long convolution via FFT with an optional skip (feed-through) term:
+//   y[b,h,l] = Σ_{j≤l} k[h,j] · u[b,h,l−j] + skip[h] · u[b,h,l],
+// computed as irfft(rfft(u, 2L) · rfft(k, 2L))[:L] + skip·u. u (B, H, L), k (H, L),
+// skip (H) or undefined (no skip term). The skip term is fused into the convolution's row
+// loop (the S4/S4D "D" term) rather than done as separate mul and add ops.
+// Differentiable in u, k and skip.
+Tensor fft_conv(const Tensor& u, const Tensor& k, const Tensor& skip = Tensor());
 
 }  // namespace ssm

@@ -69,6 +69,36 @@ void accumulate_conj_product(Complex<T>* acc_c, const Complex<T>* a_c, const Com
   }
 }
 
+// out ← a · b (out distinct from a and b)
+template <typename T>
+void multiply(Complex<T>* out_c, const Complex<T>* a_c, const Complex<T>* b_c, int64_t n) {
+  T* __restrict out = reinterpret_cast<T*>(out_c);
+  const T* __restrict a = reinterpret_cast<const T*>(a_c);
+  const T* __restrict b = reinterpret_cast<const T*>(b_c);
+  for (int64_t i = 0; i < n; ++i) {
+    const T ar = a[2 * i], ai = a[2 * i + 1], br = b[2 * i], bi = b[2 * i + 1];
+    out[2 * i] = ar * br - ai * bi;
+    out[2 * i + 1] = ar * bi + ai * br;
+  }
+}
+
+// out ← out + a · x: the skip term, added while the row is still in cache.
+template <typename T>
+void add_scaled(T* __restrict out, T a, const T* __restrict x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] += a * x[i];
+}
+
+// Σ a·b in double (the skip gradient sums B·L products per channel; float would lose digits).
+// The simd reduction lets the loop vectorise; its order is fixed by the build, so the
+// result does not depend on scheduling.
+template <typename T>
+double dot(const T* a, const T* b, int64_t n) {
+  double sum = 0;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(a[i]) * static_cast<double>(b[i]);
+  return sum;
+}
+
 // What each thread needs, allocated before the parallel region (nothing there may throw):
 // its own copy of the plan when KissFFT's plan is not shareable, and complex buffers.
 template <typename T>
@@ -125,8 +155,13 @@ int threads_for(int64_t work) {
 
 }  // namespace
 
+int64_t fft_conv_spectrum_size(int64_t L) {
+  return transform_length(L) / 2 + 1;
+}
+
 template <typename T>
-void fft_conv_fwd(const T* u, const T* k, T* y, int64_t B, int64_t H, int64_t L) {
+void fft_conv_fwd(const T* u, const T* k, const T* skip, T* y, Complex<T>* u_spectra, int64_t B,
+                  int64_t H, int64_t L) {
   if (B * H * L == 0) return;
   const auto plan = real_fft_plan<T>(transform_length(L));
   const int64_t S = plan->spectrum_size();
@@ -140,22 +175,34 @@ void fft_conv_fwd(const T* u, const T* k, T* y, int64_t B, int64_t H, int64_t L)
   for (int64_t item = 0; item < B * H; ++item) {
     const int t = omp_get_thread_num();
     const int64_t h = item / B, row = (item % B) * H + h;
-    Complex<T>* U = ws.spectrum(t, 0);
+    const T* u_row = u + row * L;
+    T* y_row = y + row * L;
+    Complex<T>* product = ws.spectrum(t, 0);
+    Complex<T>* scratch = ws.scratch(t);
     const RealFft<T>& p = ws.plan(t);
-    p.forward_padded(u + row * L, L, U, ws.scratch(t));
-    multiply_in_place(U, K.data() + h * S, S);
-    p.inverse_unscaled(U, y + row * L, L, ws.scratch(t));
+    if (u_spectra) {
+      // The spectrum of u is kept for the backward (dk), so the product goes elsewhere.
+      Complex<T>* U = u_spectra + row * S;
+      p.forward_padded(u_row, L, U, scratch);
+      multiply(product, U, K.data() + h * S, S);
+    } else {
+      p.forward_padded(u_row, L, product, scratch);
+      multiply_in_place(product, K.data() + h * S, S);
+    }
+    p.inverse_unscaled(product, y_row, L, scratch);
+    if (skip) add_scaled(y_row, skip[h], u_row, L);
   }
 }
 
 template <typename T>
-void fft_conv_bwd(const T* dy, const T* u, const T* k, T* du, T* dk, int64_t B, int64_t H,
-                  int64_t L) {
+void fft_conv_bwd(const T* dy, const T* u, const Complex<T>* u_spectra, const T* k, const T* skip,
+                  T* du, T* dk, T* dskip, int64_t B, int64_t H, int64_t L) {
   if (B * H * L == 0) {
     if (dk) std::fill(dk, dk + H * L, T(0));
+    if (dskip) std::fill(dskip, dskip + H, T(0));
     return;
   }
-  if (!du && !dk) return;
+  if (!du && !dk && !dskip) return;
   const auto plan = real_fft_plan<T>(transform_length(L));
   const int64_t S = plan->spectrum_size();
   const int threads = threads_for(B * H * L);
@@ -171,6 +218,9 @@ void fft_conv_bwd(const T* dy, const T* u, const T* k, T* du, T* dk, int64_t B, 
   const int64_t run_length = (B + runs_per_h - 1) / runs_per_h;
   const bool shared_sums = dk && runs_per_h > 1;
   std::vector<Complex<T>> dk_spectra(shared_sums ? static_cast<size_t>(H * S) : 0);
+  // dskip: one partial sum per item, added up in item order afterwards, so the result does
+  // not depend on which thread finished first.
+  std::vector<double> dskip_partials(dskip ? static_cast<size_t>(H * runs_per_h) : 0);
 
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
   for (int64_t item = 0; item < H * runs_per_h; ++item) {
@@ -183,19 +233,29 @@ void fft_conv_bwd(const T* dy, const T* u, const T* k, T* du, T* dk, int64_t B, 
     Complex<T>* U = ws.spectrum(t, 1);
     Complex<T>* acc = ws.spectrum(t, 2);
     Complex<T>* scratch = ws.scratch(t);
+    double skip_sum = 0;
     if (dk) std::fill(acc, acc + S, Complex<T>(0, 0));
     for (int64_t b = b_begin; b < b_end; ++b) {
-      const int64_t offset = (b * H + h) * L;
-      p.forward_padded(dy + offset, L, DY, scratch);
+      const int64_t row = b * H + h, offset = row * L;
+      const T* dy_row = dy + offset;
+      if (du || dk) p.forward_padded(dy_row, L, DY, scratch);
       if (dk) {
-        p.forward_padded(u + offset, L, U, scratch);
-        accumulate_conj_product(acc, DY, U, S);
+        // The forward's saved spectrum of u, or a fresh transform when none was saved.
+        const Complex<T>* U_row = U;
+        if (u_spectra)
+          U_row = u_spectra + row * S;
+        else
+          p.forward_padded(u + offset, L, U, scratch);
+        accumulate_conj_product(acc, DY, U_row, S);
       }
       if (du) {
         multiply_conj_in_place(DY, K.data() + h * S, S);
         p.inverse_unscaled(DY, du + offset, L, scratch);
+        if (skip) add_scaled(du + offset, skip[h], dy_row, L);
       }
+      if (dskip) skip_sum += dot(dy_row, u + offset, L);
     }
+    if (dskip) dskip_partials[static_cast<size_t>(item)] = skip_sum;
     if (!dk || b_begin >= b_end) continue;
     if (shared_sums) {
       Complex<T>* target = dk_spectra.data() + h * S;
@@ -207,6 +267,14 @@ void fft_conv_bwd(const T* dy, const T* u, const T* k, T* du, T* dk, int64_t B, 
     }
   }
 
+  if (dskip)
+    for (int64_t h = 0; h < H; ++h) {
+      double sum = 0;
+      for (int64_t r = 0; r < runs_per_h; ++r)
+        sum += dskip_partials[static_cast<size_t>(h * runs_per_h + r)];
+      dskip[h] = static_cast<T>(sum);
+    }
+
   if (!shared_sums) return;
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (int64_t h = 0; h < H; ++h) {
@@ -217,12 +285,15 @@ void fft_conv_bwd(const T* dy, const T* u, const T* k, T* du, T* dk, int64_t B, 
   }
 }
 
-template void fft_conv_fwd<float>(const float*, const float*, float*, int64_t, int64_t, int64_t);
-template void fft_conv_fwd<double>(const double*, const double*, double*, int64_t, int64_t,
-                                   int64_t);
-template void fft_conv_bwd<float>(const float*, const float*, const float*, float*, float*, int64_t,
+template void fft_conv_fwd<float>(const float*, const float*, const float*, float*,
+                                  std::complex<float>*, int64_t, int64_t, int64_t);
+template void fft_conv_fwd<double>(const double*, const double*, const double*, double*,
+                                   std::complex<double>*, int64_t, int64_t, int64_t);
+template void fft_conv_bwd<float>(const float*, const float*, const std::complex<float>*,
+                                  const float*, const float*, float*, float*, float*, int64_t,
                                   int64_t, int64_t);
-template void fft_conv_bwd<double>(const double*, const double*, const double*, double*, double*,
-                                   int64_t, int64_t, int64_t);
+template void fft_conv_bwd<double>(const double*, const double*, const std::complex<double>*,
+                                   const double*, const double*, double*, double*, double*, int64_t,
+                                   int64_t, int64_t);
 
 }  // namespace ssm::kernels::cpu
