@@ -63,10 +63,29 @@ bool can_take(const Tensor& g, long holders) {
          g.storage().use_count() == 1;
 }
 
-void accumulate(Tensor& slot, const Tensor& g, long holders) {
+// A node's gradient slots. A first gradient that cannot be taken (the caller's seed, or one
+// tensor returned for two inputs) is held as it is and marked borrowed: backward rules only
+// read their gradients, so the copy is made only when a second contribution has to be added
+// in place (most slots never get one; copying a seed cost a full pass over the output).
+struct Slots {
+  std::vector<Tensor> grads;
+  std::vector<char> borrowed;
+  void resize(size_t n) {
+    grads.resize(n);
+    borrowed.resize(n, 0);
+  }
+};
+
+void accumulate(Slots& slots, size_t k, const Tensor& g, long holders) {
+  Tensor& slot = slots.grads[k];
   if (!slot.defined()) {
-    slot = can_take(g, holders) ? g : g.clone();
+    slot = g;
+    slots.borrowed[k] = !can_take(g, holders);
   } else {
+    if (slots.borrowed[k]) {
+      slot = slot.clone();
+      slots.borrowed[k] = 0;
+    }
     add_into(slot, g);
   }
 }
@@ -85,7 +104,7 @@ void accumulate_leaf(const Tensor& leaf, const Tensor& g, long holders) {
 void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads,
                   bool retain_graph) {
   NoGradGuard no_grad;  // backward rules are not themselves recorded
-  std::unordered_map<Node*, std::vector<Tensor>> buffers;
+  std::unordered_map<Node*, Slots> buffers;
   std::unordered_map<Node*, int> pending;  // how many consumers still owe a gradient
   std::vector<Node*> ready;
 
@@ -126,7 +145,7 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& g
     Node* n = r.grad_fn().get();
     auto& buf = buffers[n];
     buf.resize(n->output_shapes.size());
-    accumulate(buf[r.impl_ptr()->output_nr], grads[i].to(r.dtype()), 0);
+    accumulate(buf, r.impl_ptr()->output_nr, grads[i].to(r.dtype()), 0);
   }
   for (Node* n : seen)
     if (pending[n] == 0) ready.push_back(n);
@@ -136,9 +155,10 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& g
     ready.pop_back();
     auto& buf = buffers[n];
     buf.resize(n->output_shapes.size());
-    for (size_t k = 0; k < buf.size(); ++k)
-      if (!buf[k].defined()) buf[k] = Tensor::zeros(n->output_shapes[k], n->output_dtypes[k]);
-    std::vector<Tensor> gin = n->backward(buf);
+    for (size_t k = 0; k < buf.grads.size(); ++k)
+      if (!buf.grads[k].defined())
+        buf.grads[k] = Tensor::zeros(n->output_shapes[k], n->output_dtypes[k]);
+    std::vector<Tensor> gin = n->backward(buf.grads);
     SSM_CHECK(gin.size() == n->inputs.size(),
               "backward of '{}' returned {} gradients for {} inputs", n->name, gin.size(),
               n->inputs.size());
@@ -154,7 +174,7 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& g
         if (producer) {
           auto& pb = buffers[producer];
           pb.resize(producer->output_shapes.size());
-          accumulate(pb[in.impl_ptr()->output_nr], gin[j], 1);
+          accumulate(pb, in.impl_ptr()->output_nr, gin[j], 1);
         } else {
           accumulate_leaf(in, gin[j], 1);
         }

@@ -143,3 +143,30 @@ TEST(Autograd, GradientSharedByTwoInputsIsNotAliased) {
     }
   } while (std::next_permutation(order.begin(), order.end()));
 }
+
+// The gradient passed to backward() is the caller's: the engine may read it in place (no
+// copy) but must never write into it, also when a second contribution reaches the same
+// slot (two roots sharing one output, and one output used twice further down).
+TEST(Autograd, SeedGradientIsReadNotWritten) {
+  Tensor x = random({6}, DType::F64, 23, true);
+  Tensor y = squared(x);
+  const Tensor seed = random({6}, DType::F64, 24), second = random({6}, DType::F64, 25);
+  const std::vector<double> seed_before = seed.to_vector(), second_before = second.to_vector();
+  run_backward({y, y}, {seed, second}, /*retain_graph=*/true);
+  EXPECT_EQ(seed.to_vector(), seed_before);
+  EXPECT_EQ(second.to_vector(), second_before);
+  const auto xv = x.to_vector();
+  for (size_t i = 0; i < xv.size(); ++i)
+    EXPECT_NEAR(x.grad().to_vector()[i], 2 * xv[i] * (seed_before[i] + second_before[i]), 1e-12);
+
+  // One seed, taken without a copy, flowing through add's backward to two inputs that also
+  // receive other contributions.
+  x.zero_grad();
+  Tensor u = squared(x), v = mul_scalar(x, 3.0);
+  Tensor s = add(u, v);
+  Tensor out = add(s, mul_scalar(u, 2.0));  // u gets a gradient from s and from out
+  out.backward(seed);
+  EXPECT_EQ(seed.to_vector(), seed_before);
+  for (size_t i = 0; i < xv.size(); ++i)  // out = 3x² + 3x
+    EXPECT_NEAR(x.grad().to_vector()[i], (6 * xv[i] + 3) * seed_before[i], 1e-12);
+}
