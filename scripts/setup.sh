@@ -4,7 +4,7 @@
 set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config git
-  libopenblas-dev libkissfft-dev libeigen3-dev nlohmann-json3-dev
+  libopenblas-dev libopenblas-openmp-dev libkissfft-dev libeigen3-dev nlohmann-json3-dev
   libtomlplusplus-dev libcli11-dev libfmt-dev libgtest-dev libbenchmark-dev
   libpcre2-dev libicu-dev zlib1g-dev
   dataset-fashion-mnist

@@ -57,11 +57,14 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double al
               trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
-// The GEMMs here are small (chunk-sized) and already run inside OpenMP tasks: OpenBLAS's own
-// thread pool would only contend with ours, so it is held at one thread for the call.
+// The GEMMs here are small (chunk-sized) and already run inside OpenMP tasks: a pthread
+// OpenBLAS's own thread pool would only contend with ours, so it is held at one thread for the
+// call. An OpenMP OpenBLAS needs nothing (inside a parallel region it runs on the calling
+// thread), and there setting its thread count would set ours too (omp_set_num_threads).
 class SingleThreadedBlas {
  public:
-  SingleThreadedBlas() : previous_(openblas_get_num_threads()) {
+  SingleThreadedBlas()
+      : previous_(openblas_get_parallel() == kPthreads ? openblas_get_num_threads() : 1) {
     if (previous_ != 1) openblas_set_num_threads(1);
   }
   ~SingleThreadedBlas() {
@@ -71,6 +74,7 @@ class SingleThreadedBlas {
   SingleThreadedBlas& operator=(const SingleThreadedBlas&) = delete;
 
  private:
+  static constexpr int kPthreads = 1;  // openblas_get_parallel(): 0 serial, 1 pthreads, 2 OpenMP
   int previous_;
 };
 
