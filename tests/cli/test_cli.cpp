@@ -18,10 +18,11 @@ struct CliResult {
   std::string out, err;
 };
 
-CliResult run_cli(const std::string& args) {
+// Runs `ssm ARGS` through the shell; `env` (e.g. "SSM_NUM_THREADS=3") prefixes the command.
+CliResult run_cli(const std::string& args, const std::string& env = "") {
   const std::string cli = ssm::testing::cli_path();
   const fs::path err_file = fs::temp_directory_path() / ("ssm_cli_err_" + std::to_string(::getpid()));
-  const std::string cmd = cli + " " + args + " 2>" + err_file.string();
+  const std::string cmd = env + " " + cli + " " + args + " 2>" + err_file.string();
   CliResult r{};
   FILE* p = popen(cmd.c_str(), "r");
   std::array<char, 4096> buf;
@@ -73,9 +74,34 @@ TEST_F(Cli, ErrorsAreOneLineWithNonZeroExit) {
   CliResult m = run_cli("train /nonexistent/config.toml");
   EXPECT_NE(m.code, 0);
   EXPECT_NE(m.err.find("/nonexistent/config.toml"), std::string::npos);
+  // Parse errors are one line too, naming the option and what it expected.
+  for (const char* args : {"--threads 0 info", "--threads two info", "eval"}) {
+    CliResult t = run_cli(args);
+    EXPECT_NE(t.code, 0) << args;
+    EXPECT_EQ(count_lines(t.err), 1) << args << ": " << t.err;
+  }
   CliResult t = run_cli("--threads 0 info");
-  EXPECT_NE(t.code, 0);
+  EXPECT_NE(t.err.find("--threads"), std::string::npos) << t.err;
+  EXPECT_NE(t.err.find("expected a positive integer, got '0'"), std::string::npos) << t.err;
+  CliResult u = run_cli("info --bogus");
+  EXPECT_NE(u.code, 0);
+  EXPECT_EQ(count_lines(u.err), 1) << u.err;
+  EXPECT_NE(u.err.find("--bogus"), std::string::npos) << u.err;
+  CliResult e = run_cli("info", "SSM_NUM_THREADS=abc");
+  EXPECT_NE(e.code, 0);
+  EXPECT_EQ(count_lines(e.err), 1) << e.err;
+  EXPECT_NE(e.err.find("SSM_NUM_THREADS"), std::string::npos) << e.err;
   fs::remove(cfg);
+}
+
+TEST_F(Cli, ThreadCountFromEnvironmentAndFlag) {
+  CliResult env = run_cli("info --json", "SSM_NUM_THREADS=3");
+  ASSERT_EQ(env.code, 0) << env.err;
+  EXPECT_EQ(nlohmann::json::parse(env.out)["threads"].get<int>(), 3);
+  // The flag wins over the environment.
+  CliResult flag = run_cli("--threads 1 info --json", "SSM_NUM_THREADS=3");
+  ASSERT_EQ(flag.code, 0) << flag.err;
+  EXPECT_EQ(nlohmann::json::parse(flag.out)["threads"].get<int>(), 1);
 }
 
 TEST_F(Cli, TrainThenEvalConvAndStepModesAgree) {

@@ -1,6 +1,12 @@
 #include "ssm/core/tensor.h"
 
+#include <functional>
+#include <utility>
+
+#include "ssm/autograd/gradcheck.h"
 #include "ssm/autograd/node.h"
+#include "ssm/ops/elementwise.h"
+#include "ssm/ops/reduce.h"
 #include "support/testing.h"
 
 using namespace ssm;
@@ -59,11 +65,51 @@ TEST(Tensor, ReshapeOfNonContiguousCopies) {
   EXPECT_EQ(t.reshape({2, -1}).shape(), (Shape{2, 6}));
 }
 
+TEST(Tensor, ReshapeOfContiguousIsAView) {
+  Tensor t = random({3, 4});
+  Tensor r = t.reshape({2, 6});
+  EXPECT_EQ(r.storage(), t.storage());  // no copy
+  r.set({1, 5}, 42.0);
+  EXPECT_EQ(t.at({2, 3}), 42.0);  // writes go through to the original
+}
+
+// Every view op records a node; its backward is checked against finite differences.
+TEST(Tensor, ViewOpsGradcheck) {
+  Tensor x = random({2, 3, 4}, DType::F64, 31, true);
+  Tensor w = random({4, 2, 3}, DType::F64, 32);  // a weighted sum makes each element matter
+  const auto weighted = [&](const Tensor& v, const Shape& shape) {
+    return sum_all(mul(v.contiguous(), random(shape, DType::F64, 33)));
+  };
+  const std::vector<std::pair<const char*, std::function<Tensor(const Tensor&)>>> ops = {
+      {"permute", [&](const Tensor& v) { return sum_all(mul(v.permute({2, 0, 1}), w)); }},
+      {"transpose", [&](const Tensor& v) { return weighted(v.transpose(0, 2), {4, 3, 2}); }},
+      {"narrow", [&](const Tensor& v) { return weighted(v.narrow(2, 1, 2), {2, 3, 2}); }},
+      {"select", [&](const Tensor& v) { return weighted(v.select(1, 2), {2, 4}); }},
+      {"reshape", [&](const Tensor& v) { return weighted(v.reshape({6, 4}), {6, 4}); }},
+      {"expand", [&](const Tensor& v) {
+         return weighted(v.narrow(1, 0, 1).expand({2, 5, 4}), {2, 5, 4});
+       }}};
+  for (const auto& [name, op] : ops) {
+    auto r = gradcheck([&](const std::vector<Tensor>& in) { return op(in[0]); }, {x});
+    EXPECT_TRUE(r.ok) << name << "\n" << r.report;
+  }
+}
+
+TEST(Tensor, PrintsShapeDtypeAndValues) {
+  Tensor t = Tensor::from_vector({1.5, -2, 3}, {3, 1}, DType::F64);
+  const std::string s = t.to_string();
+  EXPECT_NE(s.find("(3, 1)"), std::string::npos) << s;
+  EXPECT_NE(s.find("float64"), std::string::npos) << s;
+  EXPECT_NE(s.find("1.5, -2, 3"), std::string::npos) << s;
+  EXPECT_NE(random({40}).to_string().find("..."), std::string::npos);  // long tensors elided
+}
+
 TEST(Tensor, BadInputsThrowNamedErrors) {
   Tensor t = random({2, 3});
   EXPECT_SSM_ERROR(t.view({4, 2}), "view", "(4, 2)", "(2, 3)");
   EXPECT_SSM_ERROR(t.narrow(1, 2, 2), "narrow", "[2, 4)");
-  EXPECT_SSM_ERROR(t.permute({0, 0}), "permute");
+  EXPECT_SSM_ERROR(t.permute({0, 0}), "permute", "dimension 0 repeated");
+  EXPECT_SSM_ERROR(t.permute({0, 1, 2}), "permute", "3 dims", "2-d");
   EXPECT_SSM_ERROR(t.expand({3, 3}), "expand", "(2, 3)", "(3, 3)");
   EXPECT_SSM_ERROR(t.size(5), "dimension 5");
   EXPECT_SSM_ERROR(Tensor().shape(), "undefined");

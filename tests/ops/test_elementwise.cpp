@@ -2,6 +2,7 @@
 // gradients by finite differences and by PyTorch, bad inputs, float32 agreement.
 #include <cmath>
 #include <functional>
+#include <utility>
 
 #include "ssm/autograd/gradcheck.h"
 #include "ssm/ops/elementwise.h"
@@ -352,6 +353,24 @@ TEST(ElementwiseErrors, DtypeMismatchAndNonFloat) {
   EXPECT_SSM_ERROR(exp(Tensor::arange(3, DType::I32)), "exp", "argument 'x'", "int32");
   EXPECT_SSM_ERROR(gelu(Tensor::arange(3, DType::I64)), "gelu", "int64");
   EXPECT_SSM_ERROR(add(random({3}), Tensor()), "add", "argument 'b'", "undefined");
+}
+
+// Every unary op names itself, its argument and the dtype it was given, for integer and
+// undefined inputs alike (its only possible bad inputs: it takes any shape).
+TEST(ElementwiseErrors, EveryUnaryOpRejectsIntegerAndUndefinedInputs) {
+  const std::vector<std::pair<const char*, std::function<Tensor(const Tensor&)>>> ops = {
+      {"exp", [](const Tensor& x) { return exp(x); }},
+      {"log", [](const Tensor& x) { return log(x); }},
+      {"softplus", [](const Tensor& x) { return softplus(x); }},
+      {"sigmoid", [](const Tensor& x) { return sigmoid(x); }},
+      {"tanh", [](const Tensor& x) { return tanh(x); }},
+      {"silu", [](const Tensor& x) { return silu(x); }},
+      {"gelu", [](const Tensor& x) { return gelu(x, GeluApprox::Erf); }},
+      {"gelu", [](const Tensor& x) { return gelu(x, GeluApprox::Tanh); }}};
+  for (const auto& [name, op] : ops) {
+    EXPECT_SSM_ERROR(op(Tensor::arange(3, DType::I64)), name, "argument 'x'", "int64");
+    EXPECT_SSM_ERROR(op(Tensor()), name, "argument 'x'", "undefined");
+  }
 }
 
 // ---------------------------------------------------------------- float32

@@ -8,6 +8,7 @@
 
 #include "bench_suites.h"
 #include "commands.h"
+#include "validators.h"
 
 namespace ssm::cli {
 
@@ -18,7 +19,7 @@ void add_common(CLI::App* cmd, BenchCommonOptions& c) {
       ->check(CLI::Range(5, 1000000))
       ->capture_default_str();
   cmd->add_option("--warmup", c.warmup, "Untimed runs before the timed ones")
-      ->check(CLI::NonNegativeNumber)
+      ->check(kNonNegativeInteger)
       ->capture_default_str();
   cmd->add_flag("--json", c.json, "Print one JSON object on stdout with every number");
   cmd->add_flag("--no-torch", c.no_torch, "Skip the PyTorch side");
@@ -40,7 +41,7 @@ void register_lti(CLI::App* bench, GlobalOptions& g) {
   auto o = std::make_shared<LtiBenchOptions>();
   add_common(cmd, o->common);
   cmd->add_option("--threads", o->threads, "CPU threads for both sides (default: ssm --threads)")
-      ->check(CLI::PositiveNumber);
+      ->check(kPositiveInteger);
   cmd->add_option("--batch", o->batch, "B")->capture_default_str();
   cmd->add_option("--channels", o->channels, "H")->capture_default_str();
   cmd->add_option("--state", o->state, "N (N/2 complex modes)")->capture_default_str();
@@ -59,10 +60,10 @@ void register_scan(CLI::App* bench, GlobalOptions& g) {
   o->common.warmup = 1;
   add_common(cmd, o->common);
   cmd->add_option("--threads", o->threads, "CPU threads for both sides (default: ssm --threads)")
-      ->check(CLI::PositiveNumber);
+      ->check(kPositiveInteger);
   cmd->add_option("--torch-runs", o->torch_runs,
                   "Timed runs of the (slow) PyTorch side (default: --runs)")
-      ->check(CLI::PositiveNumber);
+      ->check(kPositiveInteger);
   cmd->add_option("--batch", o->batch, "B of both ops")->capture_default_str();
   cmd->add_option("--length", o->length, "L of both ops")->capture_default_str();
   cmd->add_option("--d-inner", o->d_inner, "Selective scan channels D")->capture_default_str();
@@ -102,7 +103,7 @@ void register_lm(CLI::App* bench, GlobalOptions& g) {
   cmd->add_option("--expand", o->expand, "expand of the random model")->capture_default_str();
   cmd->add_option("--bandwidth-mib", o->bandwidth_mib,
                   "Size of each array of the memory bandwidth test")
-      ->check(CLI::PositiveNumber)
+      ->check(kPositiveInteger)
       ->capture_default_str();
   cmd->callback([&g, o] {
     apply_globals(g);

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "validators.h"
 #include "ssm/io/checkpoint.h"
 #include "ssm/train/trainer.h"
 
@@ -21,8 +22,8 @@ void register_eval(CLI::App& app, GlobalOptions& g) {
   cmd->add_option("--split", a->split, "val or test")->check(CLI::IsMember({"val", "test"}));
   cmd->add_option("--mode", a->mode, "conv (parallel) or step (recurrent, token by token)")
       ->check(CLI::IsMember({"conv", "step"}));
-  cmd->add_option("--limit", a->limit, "Evaluate only the first N examples")->check(CLI::NonNegativeNumber);
-  cmd->add_option("--batch-size", a->batch_size, "Batch size (default: the run's)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--limit", a->limit, "Evaluate only the first N examples")->check(kNonNegativeInteger);
+  cmd->add_option("--batch-size", a->batch_size, "Batch size (default: the run's)")->check(kNonNegativeInteger);
   cmd->add_option("--set", a->sets,
                   "Override a value of the run's config, e.g. data.eval_length=16384 (repeatable)")
       ->allow_extra_args(false);

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "commands.h"
+#include "validators.h"
 #include "language_model.h"
 #include "ssm/core/error.h"
 #include "ssm/infer/perplexity.h"
@@ -32,7 +33,7 @@ void register_perplexity(CLI::App& app, GlobalOptions& g) {
   auto* ctx_option = cmd->add_option(
       "--ctx", a->ctx, "Window length in tokens (default 1024, or the whole text when shorter)");
   cmd->add_option("--batch-size", a->batch, "Windows run together (speed only)")
-      ->check(CLI::PositiveNumber);
+      ->check(kPositiveInteger);
   cmd->add_flag("--json", a->json, "Print one JSON object on stdout");
   cmd->callback([&g, a, ctx_option] {
     apply_globals(g);
