@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "ssm/autograd/node.h"
 #include "ssm/io/checkpoint.h"
@@ -140,7 +141,9 @@ TrainResult train(const RunConfig& config, const std::string& run_dir, bool resu
                static_cast<long long>(task.train->size()), static_cast<long long>(task.val->size()),
                static_cast<long long>(task.test->size()), static_cast<long long>(task.sequence_length));
 
+  int64_t last_saved = resume ? step : -1;
   auto save = [&](int64_t at_step) {
+    last_saved = at_step;
     nlohmann::json meta = {{"step", at_step}, {"config", config_to_toml(resolved)}};
     io::save_checkpoint(ckpt_dir, module.state_dict(), opt.state_dict(), meta.dump());
   };
@@ -157,15 +160,29 @@ TrainResult train(const RunConfig& config, const std::string& run_dir, bool resu
       data::Batch b = loader.batch(bi);
       opt.set_lr_scale(schedule->lr_scale(step));
       model.reseed_dropout(static_cast<uint64_t>(tc.seed), step);
-      const BatchResult out = model.run(b, false);
-      const double loss_value = out.loss.item();
-      SSM_CHECK(std::isfinite(loss_value),
-                "train: the loss became {} at step {}; stopping (the last checkpoint in '{}' is intact)",
-                loss_value, step, ckpt_dir);
-      opt.zero_grad();
-      out.loss.backward();
-      if (tc.grad_clip > 0) optim::clip_grad_norm(module.parameters(), tc.grad_clip);
-      opt.step();
+      // A diverging run fails inside the step (the loss op refuses non-finite logits) or at
+      // the loss check: either way it stops with the step and the checkpoint left intact.
+      const auto stopped = [&](const std::string& why) {
+        const std::string kept = last_saved < 0 ? std::string("no checkpoint was written yet")
+                                                : fmt::format("the checkpoint of step {} in '{}' is intact",
+                                                              last_saved, ckpt_dir);
+        return Error(fmt::format("train: stopped at step {}: {} ({})", step + 1, why, kept));
+      };
+      BatchResult out;
+      double loss_value = 0;
+      try {
+        out = model.run(b, false);
+        loss_value = out.loss.item();
+        if (std::isfinite(loss_value)) {
+          opt.zero_grad();
+          out.loss.backward();
+          if (tc.grad_clip > 0) optim::clip_grad_norm(module.parameters(), tc.grad_clip);
+          opt.step();
+        }
+      } catch (const Error& e) {
+        throw stopped(e.what());
+      }
+      if (!std::isfinite(loss_value)) throw stopped(fmt::format("the loss is {}", loss_value));
       ++step;
       since_log.add(loss_value, out);
       samples_done += static_cast<double>(out.examples);
