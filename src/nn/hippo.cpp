@@ -211,12 +211,158 @@ DPLR hippo_dplr(HippoMeasure measure, int64_t N, double perturbation_norm, uint6
   return dplr_from_normal_plus_low_rank(h.A, h.P, h.B);
 }
 
+namespace {
+
+// One draw of PTD at size n: M = LegS(n) + E with E = G·norm/‖G‖₂, G i.i.d. standard normal.
+struct PtdDraw {
+  MatrixXd M;
+  int64_t real_eigenvalues = 0;
+  bool usable = false;  // every Re λ < 0, and no pair so close to the real axis that it is
+                        // numerically a double real eigenvalue (nearly parallel eigenvectors)
+};
+
+PtdDraw draw_perturbed_legs(int64_t n, double norm, Generator& gen) {
+  MatrixXd E(n, n);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < n; ++j) E(i, j) = gen.normal();
+  // ‖G‖₂² is the largest eigenvalue of GᵀG (a symmetric solve: relative accuracy ε).
+  Eigen::SelfAdjointEigenSolver<MatrixXd> gram(E.transpose() * E, Eigen::EigenvaluesOnly);
+  E *= norm / std::sqrt(gram.eigenvalues()(n - 1));
+  PtdDraw d;
+  d.M = to_eigen(hippo(HippoMeasure::LegS, n).A) + E;
+  Eigen::EigenSolver<MatrixXd> solver(d.M, /*computeEigenvectors=*/false);
+  if (solver.info() != Eigen::Success) return d;
+  const double tol = 1e-8 * d.M.norm();
+  d.usable = true;
+  for (const complexd& l : solver.eigenvalues()) {
+    // The real-Schur solver returns real eigenvalues (1×1 blocks) with Im exactly 0.
+    if (l.imag() == 0) ++d.real_eigenvalues;
+    if (!(l.real() < 0) || (l.imag() != 0 && std::abs(l.imag()) <= tol)) d.usable = false;
+  }
+  return d;
+}
+
+double condition_number(const MatrixXcd& V) {
+  Eigen::BDCSVD<MatrixXcd> svd(V);  // singular values only
+  const Eigen::VectorXd& s = svd.singularValues();
+  return s(0) / s(s.size() - 1);
+}
+
+MatrixXcd unit_columns(MatrixXcd V) {
+  for (int64_t j = 0; j < V.cols(); ++j) V.col(j).normalize();
+  return V;
+}
+
+}  // namespace
+
+Eigendecomposition eigendecompose(const Tensor& M_t) {
+  const char* op = "eigendecompose";
+  SSM_CHECK(M_t.dtype() == DType::F64 && M_t.dim() == 2 && M_t.size(0) == M_t.size(1),
+            "{}: argument 'M' expected a square float64 matrix (N, N), got {} {}", op,
+            dtype_name(M_t.dtype()), shape_str(M_t.shape()));
+  const int64_t N = M_t.size(0);
+  Eigen::EigenSolver<MatrixXd> solver(to_eigen(M_t));
+  SSM_CHECK(solver.info() == Eigen::Success, "{}: the eigensolver did not converge", op);
+  const MatrixXcd V = unit_columns(solver.eigenvectors());
+  Eigendecomposition out;
+  out.N = N;
+  out.cond_V = condition_number(V);
+  const MatrixXcd V_inv = V.partialPivLu().inverse();
+  out.lambda.assign(solver.eigenvalues().data(), solver.eigenvalues().data() + N);
+  out.V.resize(N * N);
+  out.V_inv.resize(N * N);
+  for (int64_t i = 0; i < N; ++i)
+    for (int64_t j = 0; j < N; ++j) {
+      out.V[i * N + j] = V(i, j);
+      out.V_inv[i * N + j] = V_inv(i, j);
+    }
+  return out;
+}
+
+PTD hippo_ptd(int64_t N, double perturbation_norm, uint64_t seed) {
+  check_state_size("hippo_ptd", N, /*need_even=*/true);
+  SSM_CHECK(std::isfinite(perturbation_norm) && perturbation_norm > 0,
+            "hippo_ptd: argument 'perturbation_norm' expected a finite value > 0 (the spectral "
+            "norm of E), got {}",
+            perturbation_norm);
+  const int64_t half = N / 2;
+  Generator gen(seed);
+  PTD out;
+  out.N = N;
+  out.perturbation_norm = perturbation_norm;
+  int64_t n = N;
+  MatrixXd M;
+  for (;;) {
+    SSM_CHECK(out.draws < kMaxPtdDraws,
+              "hippo_ptd: none of {} draws of E (‖E‖₂ = {}, N = {}) gave a stable A + E that "
+              "fills the {} slots; try another perturbation_norm",
+              kMaxPtdDraws, perturbation_norm, N, half);
+    ++out.draws;
+    const PtdDraw d = draw_perturbed_legs(n, perturbation_norm, gen);
+    if (!d.usable) continue;  // unstable or nearly defective: redraw at this size
+    if ((n + d.real_eigenvalues) / 2 == half) {
+      M = d.M;
+      out.real_modes = d.real_eigenvalues;
+      break;
+    }
+    // r real eigenvalues need r slots: try the size whose pairs and reals would fill N/2.
+    n = std::max<int64_t>(1, N - d.real_eigenvalues);
+  }
+  out.n = n;
+  const HippoMatrices h = hippo(HippoMeasure::LegS, n);
+  const MatrixXd B = to_eigen(h.B);
+  Eigen::EigenSolver<MatrixXd> solver(M);
+  SSM_CHECK(solver.info() == Eigen::Success, "hippo_ptd: the eigensolver did not converge");
+  // Slots: the Im λ < 0 member of each pair and every real λ, by |Im| ascending (reals first,
+  // slowest first). V = [V_h, conj V_pairs] is built from the kept half, so the partners are
+  // exact conjugates.
+  std::vector<int64_t> kept;
+  for (int64_t j = 0; j < n; ++j)
+    if (solver.eigenvalues()(j).imag() <= 0) kept.push_back(j);
+  SSM_CHECK(static_cast<int64_t>(kept.size()) == half, "hippo_ptd: expected {} slots, got {}", half,
+            kept.size());
+  const auto& ev = solver.eigenvalues();
+  std::stable_sort(kept.begin(), kept.end(), [&](int64_t a, int64_t b) {
+    if (std::abs(ev(a).imag()) != std::abs(ev(b).imag()))
+      return std::abs(ev(a).imag()) < std::abs(ev(b).imag());
+    return ev(a).real() > ev(b).real();
+  });
+  MatrixXcd V(n, n);
+  for (int64_t j = 0, pair = 0; j < half; ++j) {
+    V.col(j) = solver.eigenvectors().col(kept[j]).normalized();
+    if (ev(kept[j]).imag() < 0) V.col(half + pair++) = V.col(j).conjugate();
+  }
+  const MatrixXcd Vinv = V.partialPivLu().inverse();
+  out.cond_V = condition_number(V);
+  out.E = from_eigen(M - to_eigen(h.A), {n, n});
+  out.A = from_eigen(M, {n, n});
+  out.lambda.resize(half);
+  out.V.resize(n * half);
+  out.W.resize(half * n);
+  out.B.resize(half);
+  for (int64_t j = 0; j < half; ++j) {
+    out.lambda[j] = ev(kept[j]);
+    // A real mode is counted once, not as a pair: halve its row so that 2·Re(·) is exact.
+    const double scale = ev(kept[j]).imag() < 0 ? 1.0 : 0.5;
+    complexd b = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      out.V[i * half + j] = V(i, j);
+      out.W[j * n + i] = scale * Vinv(j, i);
+      b += out.W[j * n + i] * B(i, 0);
+    }
+    out.B[j] = b;
+  }
+  return out;
+}
+
 S4DInit s4d_init_from_name(const std::string& name) {
   if (name == "lin") return S4DInit::Lin;
   if (name == "inv") return S4DInit::Inv;
   if (name == "real") return S4DInit::Real;
   if (name == "legs") return S4DInit::LegS;
-  SSM_FAIL("s4d_init: argument 'init' expected one of lin, inv, real, legs, got '{}'", name);
+  if (name == "legs-ptd") return S4DInit::LegSPTD;
+  SSM_FAIL("s4d_init: argument 'init' expected one of lin, inv, real, legs, legs-ptd, got '{}'",
+           name);
 }
 
 const char* s4d_init_name(S4DInit init) {
@@ -229,21 +375,30 @@ const char* s4d_init_name(S4DInit init) {
       return "real";
     case S4DInit::LegS:
       return "legs";
+    case S4DInit::LegSPTD:
+      return "legs-ptd";
   }
   return "?";
 }
 
 DiagonalInit s4d_init(S4DInit init, int64_t N, double perturbation_norm, uint64_t seed) {
   check_state_size("s4d_init", N, /*need_even=*/true);
-  SSM_CHECK(init == S4DInit::LegS || perturbation_norm == 0,
-            "s4d_init: argument 'perturbation_norm' applies only to init legs, got {} for {}",
+  SSM_CHECK(init == S4DInit::LegSPTD || perturbation_norm == 0,
+            "s4d_init: argument 'perturbation_norm' applies only to init legs-ptd, got {} for {}",
             perturbation_norm, s4d_init_name(init));
   const int64_t half = N / 2;
   DiagonalInit out;
   if (init == S4DInit::LegS) {
-    DPLR d = hippo_dplr(HippoMeasure::LegS, N, perturbation_norm, seed);
+    DPLR d = hippo_dplr(HippoMeasure::LegS, N);
     out.A = std::move(d.lambda);
     out.B = std::move(d.B);
+    return out;
+  }
+  if (init == S4DInit::LegSPTD) {
+    PTD p = hippo_ptd(N, perturbation_norm, seed);
+    out.A = std::move(p.lambda);
+    out.B = std::move(p.B);
+    out.V = std::move(p.V);
     return out;
   }
   const double pi = std::numbers::pi, Nd = static_cast<double>(N);
@@ -261,6 +416,7 @@ DiagonalInit s4d_init(S4DInit init, int64_t N, double perturbation_norm, uint64_
         out.A[n] = complexd(-(n + 1.0), 0.0);
         break;
       case S4DInit::LegS:
+      case S4DInit::LegSPTD:
         break;  // handled above
     }
   }

@@ -16,7 +16,11 @@ S4D::S4D(const S4DOptions& o, Generator& gen, DType dtype) : options(o) {
   SSM_CHECK(o.d_state > 0 && o.d_state % 2 == 0,
             "S4D: d_state must be even (N/2 conjugate pairs), got {}", o.d_state);
   const int64_t H = o.d_model, M = o.d_state / 2;
-  const DiagonalInit init = s4d_init(s4d_init_from_name(o.init), o.d_state);
+  const S4DInit kind = s4d_init_from_name(o.init);
+  const bool ptd = kind == S4DInit::LegSPTD;
+  // legs-ptd draws E's seed from gen first (only then: the other inits' draws are unchanged).
+  const DiagonalInit init =
+      ptd ? s4d_init(kind, o.d_state, o.ptd_norm, gen.next_u64()) : s4d_init(kind, o.d_state);
   Tensor a_re_log = Tensor::empty({H, M}, DType::F64), a_im = Tensor::empty({H, M}, DType::F64);
   Tensor b_re = Tensor::empty({H, M}, DType::F64), b_im = Tensor::empty({H, M}, DType::F64);
   for (int64_t h = 0; h < H; ++h)
@@ -27,8 +31,27 @@ S4D::S4D(const S4DOptions& o, Generator& gen, DType dtype) : options(o) {
       b_im.set({h, n}, init.B[n].imag());
     }
   // C ~ complex standard normal (variance ½ per part); log Δ ~ U[log dt_min, log dt_max].
-  Tensor c_re = mul_scalar(randn({H, M}, dtype, &gen), std::sqrt(0.5));
-  Tensor c_im = mul_scalar(randn({H, M}, dtype, &gen), std::sqrt(0.5));
+  // legs-ptd: C̃ = C·V_h for a real C ~ N(0, 1) (n entries per channel), so that the modes'
+  // large B̃ = V⁻¹B cancel as they do in the dense system (E|C̃ₙ|² = 1 as above).
+  Tensor c_re, c_im;
+  if (ptd) {
+    const int64_t n = static_cast<int64_t>(init.V.size()) / M;
+    const Tensor c_real = randn({H, n}, DType::F64, &gen);
+    c_re = Tensor::zeros({H, M}, DType::F64);
+    c_im = Tensor::zeros({H, M}, DType::F64);
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t m = 0; m < M; ++m) {
+        complexd s = 0;
+        for (int64_t i = 0; i < n; ++i) s += c_real.data<double>()[h * n + i] * init.V[i * M + m];
+        c_re.data<double>()[h * M + m] = s.real();
+        c_im.data<double>()[h * M + m] = s.imag();
+      }
+    c_re = c_re.to(dtype);
+    c_im = c_im.to(dtype);
+  } else {
+    c_re = mul_scalar(randn({H, M}, dtype, &gen), std::sqrt(0.5));
+    c_im = mul_scalar(randn({H, M}, dtype, &gen), std::sqrt(0.5));
+  }
   log_dt = register_parameter(
       "log_dt", rand_uniform({H}, std::log(o.dt_min), std::log(o.dt_max), dtype, &gen),
       ParamKind::SSM);

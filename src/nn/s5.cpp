@@ -30,12 +30,32 @@ S5::S5(const S5Options& o, Generator& gen, DType dtype) : options(o) {
             o.d_state, o.block_size / 2);
   SSM_CHECK(o.dt_min > 0 && o.dt_min <= o.dt_max,
             "S5: expected 0 < dt_min ≤ dt_max, got dt_min {} and dt_max {}", o.dt_min, o.dt_max);
-  const int64_t H = o.d_model, P = o.d_state, N = o.block_size, M = N / 2;
-  // One HiPPO-LegS block in DPLR form: Λ (its normal part's eigenvalues) and the unitary
-  // eigenvectors V (N, M) that carry real B, C into the diagonal basis.
-  const DPLR block = hippo_dplr(HippoMeasure::LegS, N);
+  SSM_CHECK(o.init == "legs" || o.init == "legs-ptd",
+            "S5: init expected 'legs' or 'legs-ptd', got '{}'", o.init);
+  const int64_t H = o.d_model, P = o.d_state, M = o.block_size / 2;
+  // One HiPPO-LegS block: Λ (M), the eigenvectors V (N, M) that carry real B, C into the
+  // diagonal basis and W (M, N) with B̃ = W B. "legs": the DPLR form's normal part, V unitary,
+  // W = V*. "legs-ptd": the full LegS + E, W = rows of V⁻¹ (its order N may be below
+  // block_size when real eigenvalues take slots; see hippo_ptd). The E seed is drawn first,
+  // and only for legs-ptd, so the legs draws are unchanged.
+  std::vector<complexd> lambda, V, W;
+  int64_t N = o.block_size;
+  if (o.init == "legs-ptd") {
+    PTD ptd = hippo_ptd(o.block_size, o.ptd_norm, gen.next_u64());
+    N = ptd.n;
+    lambda = std::move(ptd.lambda);
+    V = std::move(ptd.V);
+    W = std::move(ptd.W);
+  } else {
+    DPLR dplr = hippo_dplr(HippoMeasure::LegS, N);
+    lambda = std::move(dplr.lambda);
+    V = std::move(dplr.V);
+    W.resize(M * N);
+    for (int64_t i = 0; i < N; ++i)
+      for (int64_t n = 0; n < M; ++n) W[n * N + i] = std::conj(V[i * M + n]);
+  }
   // Real B (block rows × H) ~ N(0, 1/H) and C (H × 2P) ~ N(0, 1/(2P)) (LeCun normal: fan-in H
-  // and 2P), then B̃ = V*B and C̃ = C·V per block, so that y = 2·Re(C̃ x) = C x_real at init.
+  // and 2P), then B̃ = W B and C̃ = C·V per block, so that y = 2·Re(C̃ x) = C x_real at init.
   const Tensor b_real = mul_scalar(randn({P / M * N, H}, DType::F64, &gen), 1.0 / std::sqrt(H));
   const Tensor c_real =
       mul_scalar(randn({H, P / M * N}, DType::F64, &gen), 1.0 / std::sqrt(2.0 * P));
@@ -47,12 +67,12 @@ S5::S5(const S5Options& o, Generator& gen, DType dtype) : options(o) {
   for (int64_t j = 0; j < P / M; ++j)
     for (int64_t n = 0; n < M; ++n) {
       const int64_t p = j * M + n;
-      a_re_log.data<double>()[p] = std::log(-block.lambda[n].real());
-      a_im.data<double>()[p] = block.lambda[n].imag();
+      a_re_log.data<double>()[p] = std::log(-lambda[n].real());
+      a_im.data<double>()[p] = lambda[n].imag();
       for (int64_t i = 0; i < N; ++i) {
-        const complexd v = block.V[i * M + n];
+        const complexd v = V[i * M + n], w = W[n * N + i];
         for (int64_t h = 0; h < H; ++h) {
-          const complexd bt = std::conj(v) * br[(j * N + i) * H + h];
+          const complexd bt = w * br[(j * N + i) * H + h];
           b_re.data<double>()[p * H + h] += bt.real();
           b_im.data<double>()[p * H + h] += bt.imag();
           const complexd ct = cr[h * (P / M * N) + j * N + i] * v;
@@ -79,7 +99,7 @@ S5::S5(const S5Options& o, Generator& gen, DType dtype) : options(o) {
       for (int64_t j = 0; j < P / M; ++j)
         for (int64_t n = 0; n < M; ++n)
           for (int64_t i = 0; i < N; ++i) {
-            const complexd ct = c2.data<double>()[h * (P / M * N) + j * N + i] * block.V[i * M + n];
+            const complexd ct = c2.data<double>()[h * (P / M * N) + j * N + i] * V[i * M + n];
             c2_re.data<double>()[h * P + j * M + n] += ct.real();
             c2_im.data<double>()[h * P + j * M + n] += ct.imag();
           }

@@ -63,6 +63,7 @@ Registry registry(RunConfig& c) {
   m["norm"] = field(c.model.norm, "norm");
   m["pooling"] = field(c.model.pooling, "pooling");
   m["init"] = field(c.model.init, "init");
+  m["ptd_norm"] = field(c.model.ptd_norm, "ptd_norm");
   m["discretization"] = field(c.model.discretization, "discretization");
   m["dt_min"] = field(c.model.dt_min, "dt_min");
   m["dt_max"] = field(c.model.dt_max, "dt_max");
@@ -274,7 +275,14 @@ void validate(const RunConfig& c) {
     one_of(m.encoder, {"linear", "embedding"}, "model.encoder");
     one_of(m.norm, {"layer", "batch"}, "model.norm");
     one_of(m.pooling, {"mean", "last"}, "model.pooling");
-    one_of(m.init, {"lin", "inv", "real", "legs", "legt"}, "model.init");
+    one_of(m.init, {"lin", "inv", "real", "legs", "legt", "legs-ptd"}, "model.init");
+    non_negative(m.ptd_norm, "model.ptd_norm");
+    if (m.init == "legs-ptd") {
+      SSM_CHECK(m.layer == "s4d" || m.layer == "s5",
+                "config: 'model.init' = 'legs-ptd' is for model.layer s4d or s5, got '{}'",
+                m.layer);
+      positive(m.ptd_norm, "model.ptd_norm");
+    }
     one_of(m.discretization, {"zoh", "bilinear"}, "model.discretization");
     positive(m.d_input, "model.d_input");
     SSM_CHECK(m.d_state % 2 == 0,

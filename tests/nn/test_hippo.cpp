@@ -1,6 +1,7 @@
 // HiPPO matrices and their DPLR decomposition, checked against the defining equations with
 // plain loops (DESIGN §5).
 #include <cmath>
+#include <limits>
 #include <numbers>
 
 #include "ssm/nn/hippo.h"
@@ -271,4 +272,213 @@ TEST(Hippo, BadInputsAreRejected) {
   // FouT's skew part has a zero eigenvalue: no conjugate partner.
   HippoMatrices f = hippo(HippoMeasure::FouT, 8);
   EXPECT_SSM_ERROR(dplr_from_normal_plus_low_rank(f.A, f.P, f.B), "eigenvalue", "conjugate");
+}
+
+// ---- perturb-then-diagonalise (PTD) -------------------------------------------------------
+
+namespace {
+
+using CMat = std::vector<complexd>;  // row-major
+
+// σ_max of a complex (rows, cols) matrix by power iteration on M*M (plain loops).
+double sigma_max(const CMat& M, int64_t rows, int64_t cols, uint64_t seed) {
+  std::vector<double> init = random({cols}, DType::F64, seed).to_vector();
+  CMat x(init.begin(), init.end()), y(rows);
+  double sigma = 0;
+  for (int it = 0; it < 3000; ++it) {
+    for (int64_t i = 0; i < rows; ++i) {
+      y[i] = 0;
+      for (int64_t j = 0; j < cols; ++j) y[i] += M[i * cols + j] * x[j];
+    }
+    double ny = 0, nx = 0;
+    for (const complexd& v : y) ny += std::norm(v);
+    for (const complexd& v : x) nx += std::norm(v);
+    sigma = std::sqrt(ny / nx);
+    for (int64_t j = 0; j < cols; ++j) {
+      x[j] = 0;
+      for (int64_t i = 0; i < rows; ++i) x[j] += std::conj(M[i * cols + j]) * y[i];
+    }
+    double n = 0;
+    for (const complexd& v : x) n += std::norm(v);
+    for (complexd& v : x) v /= std::sqrt(n);
+  }
+  return sigma;
+}
+
+// The full V (n, n) = [V_h, conj of its pair columns] and V⁻¹ (rows of W_h, real ones
+// un-halved, then the conjugates of the pair rows) of a PTD result, and the n eigenvalues.
+struct FullBasis {
+  CMat V, W;
+  std::vector<complexd> lambda;
+};
+FullBasis full_basis(const PTD& p) {
+  const int64_t n = p.n, half = p.N / 2;
+  FullBasis f{CMat(n * n), CMat(n * n), p.lambda};
+  int64_t col = half;
+  for (int64_t j = 0; j < half; ++j) {
+    const bool pair = p.lambda[j].imag() < 0;
+    for (int64_t i = 0; i < n; ++i) {
+      f.V[i * n + j] = p.V[i * half + j];
+      f.W[j * n + i] = (pair ? 1.0 : 2.0) * p.W[j * n + i];
+      if (pair) {
+        f.V[i * n + col] = std::conj(p.V[i * half + j]);
+        f.W[col * n + i] = std::conj(p.W[j * n + i]);
+      }
+    }
+    if (pair) {
+      f.lambda.push_back(std::conj(p.lambda[j]));
+      ++col;
+    }
+  }
+  EXPECT_EQ(col, n);
+  return f;
+}
+
+// ‖V diag(λ) V⁻¹ − M‖_F / ‖ref‖_F for a full (N, N) V, V⁻¹ and N eigenvalues.
+double reconstruction_error(const CMat& V, const std::vector<complexd>& lambda, const CMat& W,
+                            const Mat& M, const Mat& ref, int64_t N) {
+  Mat R(N * N);
+  for (int64_t i = 0; i < N; ++i)
+    for (int64_t k = 0; k < N; ++k) {
+      complexd s = 0;
+      for (int64_t j = 0; j < N; ++j) s += V[i * N + j] * lambda[j] * W[j * N + k];
+      R[i * N + k] = s.real();
+    }
+  double d = 0;
+  for (int64_t i = 0; i < N * N; ++i) d += (R[i] - M[i]) * (R[i] - M[i]);
+  return std::sqrt(d) / frob(ref);
+}
+
+}  // namespace
+
+TEST(HippoPTD, DiagonalisesTheFullLegSPlusEOfTheChosenSpectralNorm) {
+  // The reconstruction's floor is ε·cond(V)·‖A‖ (backward-stable eigenvectors, then V⁻¹):
+  // these cases keep cond(V) ≲ 2e4, so 1e-10 holds with margin (N = 64 at ‖E‖₂ = 0.1 has
+  // cond(V) ≈ 1e5 and an error of ~2e-10).
+  const std::pair<int64_t, double> cases[] = {{2, 0.1}, {16, 0.01}, {16, 0.1}, {64, 1.0}};
+  for (auto [N, eps] : cases) {
+    {
+      SCOPED_TRACE(std::to_string(N) + " eps " + std::to_string(eps));
+      const int64_t half = N / 2;
+      const PTD p = hippo_ptd(N, eps, /*seed=*/11);
+      const int64_t n = p.n;
+      ASSERT_EQ(static_cast<int64_t>(p.lambda.size()), half);
+      EXPECT_GE(p.draws, 1);
+      // p pairs and r reals fill the N/2 slots: n = 2p + r, N = 2p + 2r.
+      int64_t reals = 0;
+      for (const complexd& l : p.lambda) reals += l.imag() == 0;
+      EXPECT_EQ(reals, p.real_modes);
+      EXPECT_EQ(n + reals, N);
+      // The matrix diagonalised is the full (non-normal) LegS plus E, exactly.
+      const Mat A = to_mat(hippo(HippoMeasure::LegS, n).A), E = to_mat(p.E), M = to_mat(p.A);
+      for (int64_t i = 0; i < n * n; ++i) ASSERT_EQ(M[i], A[i] + E[i]) << i;
+      // ‖E‖₂ (power iteration, independent of the code's Gram-matrix solve) is the chosen norm.
+      const CMat Ec(E.begin(), E.end());
+      EXPECT_NEAR(sigma_max(Ec, n, n, 3), eps, 1e-9 * eps);
+      // A + E = 2·Re(V_h Λ_h W_h) from the slots alone.
+      Mat R(n * n);
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t k = 0; k < n; ++k) {
+          complexd s = 0;
+          for (int64_t j = 0; j < half; ++j) s += p.V[i * half + j] * p.lambda[j] * p.W[j * n + k];
+          R[i * n + k] = 2 * s.real();
+        }
+      double d = 0;
+      for (int64_t i = 0; i < n * n; ++i) d += (R[i] - M[i]) * (R[i] - M[i]);
+      EXPECT_LE(std::sqrt(d) / frob(A), 1e-10);
+      // The full W is V⁻¹: W V = I (so conj(W_pair) V_h = 0 too).
+      const FullBasis f = full_basis(p);
+      double inv_err = 0;
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t k = 0; k < n; ++k) {
+          complexd s = 0;
+          for (int64_t j = 0; j < n; ++j) s += f.W[i * n + j] * f.V[j * n + k];
+          inv_err = std::max(inv_err, std::abs(s - complexd(i == k ? 1.0 : 0.0)));
+        }
+      EXPECT_LE(inv_err, 1e-9);
+      // Each slot solves (A + E) v = λ v; Λ is stable, Im ≤ 0, by |Im| ascending.
+      for (int64_t j = 0; j < half; ++j) {
+        double res = 0, vnorm = 0;
+        for (int64_t i = 0; i < n; ++i) {
+          complexd s = 0;
+          for (int64_t k = 0; k < n; ++k) s += M[i * n + k] * p.V[k * half + j];
+          res += std::norm(s - p.lambda[j] * p.V[i * half + j]);
+          vnorm += std::norm(p.V[i * half + j]);
+        }
+        EXPECT_NEAR(vnorm, 1.0, 1e-12) << j;
+        EXPECT_LE(std::sqrt(res), 1e-11 * frob(A)) << j;
+        EXPECT_LT(p.lambda[j].real(), 0.0) << j;
+        EXPECT_LE(p.lambda[j].imag(), 0.0) << j;
+        if (j > 0) {
+          EXPECT_GE(std::abs(p.lambda[j].imag()), std::abs(p.lambda[j - 1].imag()));
+        }
+      }
+      // B̃ = W_h B.
+      const std::vector<double> B = hippo(HippoMeasure::LegS, n).B.to_vector();
+      for (int64_t j = 0; j < half; ++j) {
+        complexd s = 0;
+        for (int64_t i = 0; i < n; ++i) s += p.W[j * n + i] * B[i];
+        EXPECT_LE(std::abs(s - p.B[j]), 1e-12 * std::abs(s)) << j;
+      }
+      // cond_V = σ_max(V)·σ_max(V⁻¹).
+      EXPECT_NEAR(p.cond_V, sigma_max(f.V, n, n, 4) * sigma_max(f.W, n, n, 5), 1e-3 * p.cond_V);
+    }
+  }
+}
+
+TEST(HippoPTD, PerturbationMakesTheEigenbasisWellConditioned) {
+  // LegS itself is diagonalisable (distinct eigenvalues −1 … −N) but its eigenvector matrix
+  // is numerically singular at N = 64: cond(V)·ε > 1, and V Λ V⁻¹ does not even return A.
+  // After PTD (‖E‖₂ = 1), cond(V)·ε leaves ≥ 6 correct digits and V Λ V⁻¹ = A + E.
+  const int64_t N = 64;
+  const double eps_machine = std::numeric_limits<double>::epsilon();
+  const Tensor A = hippo(HippoMeasure::LegS, N).A;
+  const Mat Am = to_mat(A);
+  const Eigendecomposition raw = eigendecompose(A);
+  const PTD p = hippo_ptd(N, 1.0, /*seed=*/21);
+  EXPECT_GT(raw.cond_V * eps_machine, 1.0);
+  EXPECT_LT(p.cond_V * eps_machine, 1e-6);
+  EXPECT_GT(raw.cond_V, 1e6 * p.cond_V);
+  // (NaN counts as failing too: V is singular in working precision.)
+  EXPECT_FALSE(reconstruction_error(raw.V, raw.lambda, raw.V_inv, Am, Am, N) <= 1e-3);
+  const FullBasis f = full_basis(p);
+  EXPECT_LE(reconstruction_error(f.V, f.lambda, f.W, to_mat(p.A),
+                                 to_mat(hippo(HippoMeasure::LegS, p.n).A), p.n),
+            1e-10);
+  // A smaller perturbation leaves V worse conditioned (the trade-off PTD tunes).
+  EXPECT_GT(hippo_ptd(N, 0.1, 21).cond_V, p.cond_V);
+}
+
+TEST(HippoPTD, SeedDeterminesThePerturbation) {
+  const int64_t N = 16;
+  const PTD a = hippo_ptd(N, 0.1, 5), again = hippo_ptd(N, 0.1, 5), other = hippo_ptd(N, 0.1, 6);
+  const Mat ea = to_mat(a.E), eb = to_mat(again.E), eo = to_mat(other.E);
+  EXPECT_EQ(ea, eb);
+  EXPECT_EQ(a.lambda, again.lambda);
+  EXPECT_EQ(a.B, again.B);
+  double diff = 0;
+  for (size_t i = 0; i < ea.size(); ++i) diff = std::max(diff, std::abs(ea[i] - eo[i]));
+  EXPECT_GT(diff, 1e-3 * 0.1);
+  EXPECT_NE(a.lambda, other.lambda);
+}
+
+TEST(HippoPTD, S4DInitLegSPTDIsTheKeptHalf) {
+  const int64_t N = 16;
+  const PTD p = hippo_ptd(N, 0.2, 9);
+  const DiagonalInit d = s4d_init(S4DInit::LegSPTD, N, 0.2, 9);
+  EXPECT_EQ(d.A, p.lambda);
+  EXPECT_EQ(d.B, p.B);
+  EXPECT_EQ(d.V, p.V);
+  EXPECT_TRUE(s4d_init(S4DInit::LegS, N).V.empty());
+  EXPECT_EQ(s4d_init_from_name("legs-ptd"), S4DInit::LegSPTD);
+  EXPECT_STREQ(s4d_init_name(S4DInit::LegSPTD), "legs-ptd");
+}
+
+TEST(HippoPTD, BadInputsAreRejected) {
+  EXPECT_SSM_ERROR(hippo_ptd(16, 0.0), "hippo_ptd", "perturbation_norm", "> 0", "0");
+  EXPECT_SSM_ERROR(hippo_ptd(16, -0.5), "hippo_ptd", "perturbation_norm", "-0.5");
+  EXPECT_SSM_ERROR(hippo_ptd(15, 0.1), "hippo_ptd", "'N'", "even", "15");
+  EXPECT_SSM_ERROR(s4d_init(S4DInit::LegSPTD, 8, 0.0), "hippo_ptd", "perturbation_norm");
+  EXPECT_SSM_ERROR(s4d_init(S4DInit::LegS, 8, 0.1), "perturbation_norm", "legs-ptd", "legs");
+  EXPECT_SSM_ERROR(eigendecompose(random({3, 4}, DType::F64, 1)), "eigendecompose", "(3, 4)");
 }

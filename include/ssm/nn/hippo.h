@@ -57,19 +57,71 @@ DPLR dplr_from_normal_plus_low_rank(const Tensor& A, const Tensor& P, const Tens
 // random skew-symmetric E with ‖E‖_F = perturbation_norm (seeded) is added to A before
 // diagonalising: A + PPᵀ stays c·I + skew, so the eigenbasis stays unitary and Re Λ = c
 // exactly, while near-degenerate eigenvalues are split (each moves by at most ‖E‖₂ ≤ ‖E‖_F).
+// This is not perturb-then-diagonalise (PTD: hippo_ptd below), whose point is a non-unitary V.
 DPLR hippo_dplr(HippoMeasure measure, int64_t N, double perturbation_norm = 0.0, uint64_t seed = 0);
+
+// M = V Λ V⁻¹ for a real square float64 matrix M (Eigen's real-Schur eigensolver, float64).
+// Columns of V have unit 2-norm; cond_V = σ_max(V)/σ_min(V) (+inf when V is singular to
+// working precision). When cond_V·ε_machine ≳ 1, V_inv carries no correct digits: so it is
+// for HiPPO-LegS itself from N ≈ 32 on (DESIGN §5: the reason S4D/S5 diagonalise only the
+// normal part, and PTD perturbs first).
+struct Eigendecomposition {
+  int64_t N = 0;
+  std::vector<complexd> lambda;  // (N), the solver's order
+  std::vector<complexd> V;       // (N, N) row-major
+  std::vector<complexd> V_inv;   // (N, N) row-major
+  double cond_V = 0;
+};
+Eigendecomposition eigendecompose(const Tensor& M);
+
+// Perturb-then-diagonalise (PTD; Yu, Mahoney, Erichson 2023) of HiPPO-LegS for a state of N
+// real dimensions (N even, N/2 slots of the conjugate-pair layout): the full, non-normal A
+// plus a random real E with spectral norm ‖E‖₂ = perturbation_norm (> 0), then
+// A + E = V Λ V⁻¹ in float64. E = G·perturbation_norm/‖G‖₂, G i.i.d. standard normal drawn
+// from Generator(seed).
+// Real eigenvalues: a simple real eigenvalue stays real under a small real E (LegS's −1
+// always does), and in the 2·Re layout it takes a whole slot for one real dimension. Dropping
+// one is not an option: the modes of an ill-conditioned V cancel, so the rest would be far
+// from A + E. So the HiPPO order is n = N − r where r is the number of real eigenvalues of
+// LegS(n) + E: p pairs and r reals fill exactly p + r = N/2 slots. G is redrawn (from the
+// same stream, so everything is a function of seed) at n = N − r of the last draw until this
+// holds, every Re λ < 0 and no pair is nearly defective; `draws` counts them (usually a few).
+// The slots (Im λ < 0 of each pair, then the reals, by |Im| ascending) give
+//   A + E = 2·Re(V_h diag(Λ_h) W_h),  B̃ = W_h B,  C̃ = C·V_h  (y = 2·Re(C̃x) = C x_real),
+// with W_h the matching rows of V⁻¹, halved for real modes (they are counted once, not twice).
+// ‖E‖ trades accuracy for conditioning: cond(V) ≈ 1e5 at N = 64 and ‖E‖₂ = 0.1 (it exceeds
+// 1/ε for LegS itself), so B̃ has entries ~cond(V) whose products with C̃ cancel.
+struct PTD {
+  int64_t N = 0;                 // the layout's real state size: N/2 slots
+  int64_t n = 0;                 // the HiPPO order diagonalised: n = N − real_modes
+  int64_t real_modes = 0;        // slots holding a real eigenvalue
+  double perturbation_norm = 0;  // ‖E‖₂
+  int64_t draws = 0;             // how many G were drawn
+  Tensor E;                      // (n, n) float64
+  Tensor A;                      // (n, n) float64: hippo(LegS, n).A + E, the matrix diagonalised
+  std::vector<complexd> lambda;  // (N/2): Im ≤ 0, |Im| ascending
+  std::vector<complexd> V;       // (n, N/2) row-major: unit-norm right eigenvectors
+  std::vector<complexd> W;       // (N/2, n) row-major: rows of V⁻¹ (halved for real modes)
+  std::vector<complexd> B;       // (N/2): B̃ = W_h B (B of HiPPO-LegS of order n)
+  double cond_V = 0;             // σ_max/σ_min of the full V (n, n)
+};
+constexpr int64_t kMaxPtdDraws = 2000;
+PTD hippo_ptd(int64_t N, double perturbation_norm, uint64_t seed = 0);
 
 // S4D initialisations of the diagonal state matrix (N/2 complex modes; DESIGN §5):
 //   Lin  Aₙ = −½ + iπn,  Inv  Aₙ = −½ + i(N/π)(N/(2n+1) − 1),  Real  Aₙ = −(n+1),
-//   LegS Aₙ = Λₙ of hippo_dplr(LegS) (optionally perturbed), with B = B̃ = V*B.
-// B = 1 for the others. n = 0 .. N/2−1.
-enum class S4DInit { Lin, Inv, Real, LegS };
-S4DInit s4d_init_from_name(const std::string& name);  // "lin", "inv", "real", "legs"
+//   LegS Aₙ = Λₙ of hippo_dplr(LegS), with B = B̃ = V*B,
+//   LegSPTD Aₙ = Λₙ of hippo_ptd(N, perturbation_norm, seed), B = W_h B, and V = V_h (n, N/2)
+//   so that the layer's C̃ = C·V_h for a real C (n entries).
+// B = 1 for the others. n = 0 .. N/2−1. perturbation_norm (> 0) applies to LegSPTD only.
+enum class S4DInit { Lin, Inv, Real, LegS, LegSPTD };
+S4DInit s4d_init_from_name(const std::string& name);  // "lin", "inv", "real", "legs", "legs-ptd"
 const char* s4d_init_name(S4DInit init);
 
 struct DiagonalInit {
   std::vector<complexd> A;  // (N/2)
   std::vector<complexd> B;  // (N/2)
+  std::vector<complexd> V;  // (n, N/2) row-major, LegSPTD only (empty otherwise)
 };
 DiagonalInit s4d_init(S4DInit init, int64_t N, double perturbation_norm = 0.0, uint64_t seed = 0);
 

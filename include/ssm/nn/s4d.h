@@ -12,7 +12,10 @@ namespace ssm::nn {
 struct S4DOptions {
   int64_t d_model = 64;   // H channels
   int64_t d_state = 64;   // N (N/2 complex modes)
-  std::string init = "legs";  // lin | inv | real | legs
+  std::string init = "legs";  // lin | inv | real | legs | legs-ptd
+  // legs-ptd: ‖E‖₂ of the perturb-then-diagonalise init (hippo_ptd; E seeded from the layer's
+  // generator). Larger: better-conditioned V, smaller B̃, but further from HiPPO-LegS.
+  double ptd_norm = 0.1;
   double dt_min = 1e-3, dt_max = 1e-1;
   Discretization discretization = Discretization::ZOH;
   // Adds an anti-causal kernel with its own C: y = K_fwd * u + K_bwd ⋆ u (future inputs),

@@ -7,6 +7,7 @@
 // Parallel mode: B̄u for all k is one GEMM, the recurrence a chunked parallel scan
 // (ops/s5_scan.h), the readout one more GEMM. Step mode: the same recurrence one k at a time.
 #include <array>
+#include <string>
 
 #include "ssm/core/rng.h"
 #include "ssm/nn/module.h"
@@ -21,6 +22,11 @@ struct S5Options {
   // d_state/(block_size/2) times; B̃ = V*B, C̃ = C·V use the block's eigenvectors V.
   // block_size is even and block_size/2 divides d_state.
   int64_t block_size = 16;
+  // "legs": the blocks as above. "legs-ptd": each block is the perturb-then-diagonalise form
+  // of the full HiPPO-LegS (hippo_ptd(block_size, ptd_norm), E seeded from the generator):
+  // Λ = its eigenvalues, B̃ = W_h B, C̃ = C·V_h with the non-unitary eigenvectors.
+  std::string init = "legs";
+  double ptd_norm = 0.1;
   double dt_min = 1e-3, dt_max = 1e-1;  // log Δ_p ~ U[log dt_min, log dt_max]
   // Adds a second scan over the reversed sequence, x̃_k = Λ̄ ⊙ x̃_{k+1} + B̄ u_k (same Λ, B̃, Δ),
   // read out by its own C̃_bwd: y_k = 2·Re(C̃ x_k + C̃_bwd x̃_k) + D ⊙ u_k. This is the S5 paper's

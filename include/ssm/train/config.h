@@ -24,7 +24,8 @@ struct ModelConfig {
   bool prenorm = true;
   std::string norm = "layer";     // layer | batch
   std::string pooling = "mean";   // mean | last
-  std::string init = "legs";      // s4d: lin | inv | real | legs; s4: legs | legt
+  std::string init = "legs";      // s4d: lin|inv|real|legs|legs-ptd; s4: legs|legt; s5: legs|legs-ptd
+  double ptd_norm = 0.1;          // init legs-ptd: spectral norm ‖E‖₂ of the perturbation (> 0)
   std::string discretization = "zoh";  // zoh | bilinear
   double dt_min = 1e-3, dt_max = 1e-1;
   bool bidirectional = false;     // non-causal SSM (no step mode)
