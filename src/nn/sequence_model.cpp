@@ -70,7 +70,7 @@ S4Block::S4Block(const train::ModelConfig& c, Generator& gen, uint64_t dropout_s
     S5Options o;
     o.d_model = c.d_model;
     o.d_state = c.d_state / 2;  // complex modes: the same real state size as S4 / S4D
-    o.block_size = std::min<int64_t>(16, c.d_state);
+    o.block_size = c.s5_blocks > 0 ? c.d_state / c.s5_blocks : std::min<int64_t>(16, c.d_state);
     o.init = c.init == "legs-ptd" ? "legs-ptd" : "legs";  // the config allows only these two
     o.ptd_norm = c.ptd_norm;
     o.dt_min = c.dt_min;

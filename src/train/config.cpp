@@ -64,6 +64,7 @@ Registry registry(RunConfig& c) {
   m["pooling"] = field(c.model.pooling, "pooling");
   m["init"] = field(c.model.init, "init");
   m["ptd_norm"] = field(c.model.ptd_norm, "ptd_norm");
+  m["s5_blocks"] = field(c.model.s5_blocks, "s5_blocks");
   m["discretization"] = field(c.model.discretization, "discretization");
   m["dt_min"] = field(c.model.dt_min, "dt_min");
   m["dt_max"] = field(c.model.dt_max, "dt_max");
@@ -277,6 +278,12 @@ void validate(const RunConfig& c) {
     one_of(m.pooling, {"mean", "last"}, "model.pooling");
     one_of(m.init, {"lin", "inv", "real", "legs", "legt", "legs-ptd"}, "model.init");
     non_negative(m.ptd_norm, "model.ptd_norm");
+    non_negative(m.s5_blocks, "model.s5_blocks");
+    if (m.layer == "s5" && m.s5_blocks > 0)
+      SSM_CHECK(m.d_state % m.s5_blocks == 0 && (m.d_state / m.s5_blocks) % 2 == 0,
+                "config: 'model.s5_blocks' ({}) must split model.d_state ({}) into blocks of even "
+                "order",
+                m.s5_blocks, m.d_state);
     if (m.init == "legs-ptd") {
       SSM_CHECK(m.layer == "s4d" || m.layer == "s5",
                 "config: 'model.init' = 'legs-ptd' is for model.layer s4d or s5, got '{}'",

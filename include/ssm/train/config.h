@@ -25,6 +25,8 @@ struct ModelConfig {
   std::string norm = "layer";     // layer | batch
   std::string pooling = "mean";   // mean | last
   std::string init = "legs";      // s4d: lin|inv|real|legs|legs-ptd; s4: legs|legt; s5: legs|legs-ptd
+  int64_t s5_blocks = 0;          // s5: J, the HiPPO-LegS blocks of the init, each of order d_state / J
+                                  // (0: blocks of order min(16, d_state))
   double ptd_norm = 0.1;          // init legs-ptd: spectral norm ‖E‖₂ of the perturbation (> 0)
   std::string discretization = "zoh";  // zoh | bilinear
   double dt_min = 1e-3, dt_max = 1e-1;
