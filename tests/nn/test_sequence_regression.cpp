@@ -6,7 +6,6 @@
 // the per-step output, padding, finite-difference gradients of the MSE through the whole model,
 // that it learns two generated tasks, and that bad arguments are named.
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -381,7 +380,6 @@ std::pair<double, double> train_regressor(SequenceRegressor& model, int steps,
 // One output per sequence: the mean of its input (x = offset per sequence + noise, so the
 // target has unit variance and a constant prediction scores ~1).
 TEST(SequenceRegressor, LearnsTheMeanOfTheInput) {
-  const auto start = std::chrono::steady_clock::now();
   train::ModelConfig c = tiny_config("mean");
   c.d_input = 1;
   c.d_model = 16;
@@ -396,18 +394,14 @@ TEST(SequenceRegressor, LearnsTheMeanOfTheInput) {
     return std::make_pair(x, mean(x, {1}));
   };
   const auto [before, after] = train_regressor(model, 200, make_batch);
-  const double secs =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::printf("[ measured ] mean task: MSE %.3e -> %.3e in %.2f s\n", before, after, secs);
+  std::printf("[ measured ] mean task: MSE %.3e -> %.3e\n", before, after);
   EXPECT_GT(before, 0.3);
   EXPECT_LT(after, 0.1 * before);
-  EXPECT_LT(secs, 5.0);
 }
 
 // An output at every position: the input delayed by 3 steps (0 before). Only a causal memory of
 // the last few inputs solves it; a per-position map of x_t alone scores ~1.
 TEST(SequenceRegressor, LearnsADelayedCopyPerStep) {
-  const auto start = std::chrono::steady_clock::now();
   train::ModelConfig c = tiny_config("none");
   c.d_input = 1;
   c.d_model = 16;
@@ -425,12 +419,9 @@ TEST(SequenceRegressor, LearnsADelayedCopyPerStep) {
     return std::make_pair(x, y);
   };
   const auto [before, after] = train_regressor(model, 300, make_batch);
-  const double secs =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::printf("[ measured ] delayed copy: MSE %.3e -> %.3e in %.2f s\n", before, after, secs);
+  std::printf("[ measured ] delayed copy: MSE %.3e -> %.3e\n", before, after);
   EXPECT_GT(before, 0.5);
   EXPECT_LT(after, 0.1 * before);
-  EXPECT_LT(secs, 5.0);
 }
 
 TEST(SequenceRegressor, SharesTheClassifiersBackboneAndNames) {
