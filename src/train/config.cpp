@@ -1,10 +1,11 @@
 #include "ssm/train/config.h"
 
+#include <toml++/toml.h>
+
 #include <fstream>
 #include <functional>
 #include <map>
 #include <sstream>
-#include <toml++/toml.h>
 
 #include "ssm/core/error.h"
 #include "ssm/data/induction_heads.h"
@@ -162,7 +163,9 @@ data::SelectiveCopyOptions selective_copy_options(const DataConfig& d) {
 data::InductionHeadsOptions induction_heads_options(const DataConfig& d) {
   return {d.seq_len, d.vocab_size};
 }
-data::MqarOptions mqar_options(const DataConfig& d) { return {d.seq_len, d.num_pairs, d.vocab_size}; }
+data::MqarOptions mqar_options(const DataConfig& d) {
+  return {d.seq_len, d.num_pairs, d.vocab_size};
+}
 
 RunConfig parse_config(const std::string& text, const std::vector<std::string>& overrides,
                        const std::string& source) {
@@ -178,8 +181,8 @@ RunConfig parse_config(const std::string& text, const std::vector<std::string>& 
   for (auto&& [section_key, section_node] : root) {
     const std::string section(section_key.str());
     auto it = r.find(section);
-    SSM_CHECK(it != r.end(), "config {}: unknown section [{}] (expected model, data or train)", source,
-              section);
+    SSM_CHECK(it != r.end(), "config {}: unknown section [{}] (expected model, data or train)",
+              source, section);
     auto* tbl = section_node.as_table();
     SSM_CHECK(tbl != nullptr, "config {}: '{}' must be a section", source, section);
     for (auto&& [k, v] : *tbl) {
@@ -233,7 +236,8 @@ void validate(const RunConfig& c) {
   };
   const auto& m = c.model;
   const auto& d = c.data;
-  one_of(d.dataset, {"fashion-mnist", "mnist", "listops", "selective-copy", "induction-heads", "mqar", "text"},
+  one_of(d.dataset,
+         {"fashion-mnist", "mnist", "listops", "selective-copy", "induction-heads", "mqar", "text"},
          "data.dataset");
   const bool lm = is_token_task(d.dataset);
   if (lm) {

@@ -103,14 +103,17 @@ TrainResult train(const RunConfig& config, const std::string& run_dir, bool resu
               run_dir);
 
   TaskData task = load_task_data(config);
-  const RunConfig resolved = resolve_config(config, task);  // what config.toml and checkpoints record
+  const RunConfig resolved =
+      resolve_config(config, task);  // what config.toml and checkpoints record
   std::unique_ptr<TaskModel> model_ptr = make_task_model(resolved);
   TaskModel& model = *model_ptr;
   nn::Module& module = model.module();
-  optim::AdamW opt(optim::make_param_groups(module.named_parameters(), tc.lr, tc.weight_decay, tc.ssm_lr));
+  optim::AdamW opt(
+      optim::make_param_groups(module.named_parameters(), tc.lr, tc.weight_decay, tc.ssm_lr));
   data::DataLoader loader(task.train, {tc.batch_size, true, true, static_cast<uint64_t>(tc.seed)},
                           task.collate);
-  SSM_CHECK(loader.num_batches() > 0, "train: the training set ({} examples) is smaller than one batch ({})",
+  SSM_CHECK(loader.num_batches() > 0,
+            "train: the training set ({} examples) is smaller than one batch ({})",
             task.train->size(), tc.batch_size);
   const int64_t steps_per_epoch = loader.num_batches();
   int64_t total_steps = steps_per_epoch * tc.epochs;
@@ -131,15 +134,15 @@ TrainResult train(const RunConfig& config, const std::string& run_dir, bool resu
     opt.load_state_dict(ck.optimizer_state);
     step = nlohmann::json::parse(ck.metadata_json).at("step").get<int64_t>();
     metrics.truncate_after_step(step);
-    std::fprintf(stderr, "resumed from %s at step %lld\n", ckpt_dir.c_str(), static_cast<long long>(step));
+    std::fprintf(stderr, "resumed from %s at step %lld\n", ckpt_dir.c_str(),
+                 static_cast<long long>(step));
   }
-  {
-    std::ofstream(run_dir + "/config.toml") << config_to_toml(resolved);
-  }
-  std::fprintf(stderr, "model: %s, %lld parameters; train %lld / val %lld / test %lld examples, L=%lld\n",
-               model.name().c_str(), static_cast<long long>(module.num_parameters()),
-               static_cast<long long>(task.train->size()), static_cast<long long>(task.val->size()),
-               static_cast<long long>(task.test->size()), static_cast<long long>(task.sequence_length));
+  { std::ofstream(run_dir + "/config.toml") << config_to_toml(resolved); }
+  std::fprintf(
+      stderr, "model: %s, %lld parameters; train %lld / val %lld / test %lld examples, L=%lld\n",
+      model.name().c_str(), static_cast<long long>(module.num_parameters()),
+      static_cast<long long>(task.train->size()), static_cast<long long>(task.val->size()),
+      static_cast<long long>(task.test->size()), static_cast<long long>(task.sequence_length));
 
   int64_t last_saved = resume ? step : -1;
   auto save = [&](int64_t at_step) {
@@ -163,9 +166,10 @@ TrainResult train(const RunConfig& config, const std::string& run_dir, bool resu
       // A diverging run fails inside the step (the loss op refuses non-finite logits) or at
       // the loss check: either way it stops with the step and the checkpoint left intact.
       const auto stopped = [&](const std::string& why) {
-        const std::string kept = last_saved < 0 ? std::string("no checkpoint was written yet")
-                                                : fmt::format("the checkpoint of step {} in '{}' is intact",
-                                                              last_saved, ckpt_dir);
+        const std::string kept =
+            last_saved < 0
+                ? std::string("no checkpoint was written yet")
+                : fmt::format("the checkpoint of step {} in '{}' is intact", last_saved, ckpt_dir);
         return Error(fmt::format("train: stopped at step {}: {} ({})", step + 1, why, kept));
       };
       BatchResult out;
@@ -188,7 +192,8 @@ TrainResult train(const RunConfig& config, const std::string& run_dir, bool resu
       samples_done += static_cast<double>(out.examples);
       if (step % tc.log_every == 0 || step == total_steps) {
         const EvalResult tr = since_log.result(task);
-        std::string fields = fmt::format("epoch {} | loss {:.4f} | acc {:.4f}", epoch + 1, tr.loss, tr.accuracy);
+        std::string fields =
+            fmt::format("epoch {} | loss {:.4f} | acc {:.4f}", epoch + 1, tr.loss, tr.accuracy);
         if (!std::isnan(tr.bpc)) fields += fmt::format(" | bpc {:.3f}", tr.bpc);
         fields += fmt::format(" | lr {:.2e}", tc.lr * opt.lr_scale());
         progress.update(step, fields, samples_done, "samples");
@@ -220,8 +225,7 @@ TrainResult train(const RunConfig& config, const std::string& run_dir, bool resu
   // The last step always validates; a task whose test split is its validation split (text
   // without data.test_fraction) need not run it twice (unless no step ran in this process).
   const bool test_is_val = task.test == task.val && result.val.samples > 0;
-  result.test = test_is_val ? result.val
-                            : evaluate(model, task, task.test, eval_bs, false, "test");
+  result.test = test_is_val ? result.val : evaluate(model, task, task.test, eval_bs, false, "test");
   nlohmann::json record = {{"step", step}};
   add_fields(record, "test", result.test);
   metrics.write(record);

@@ -21,7 +21,8 @@ struct CliResult {
 // Runs `ssm ARGS` through the shell; `env` (e.g. "SSM_NUM_THREADS=3") prefixes the command.
 CliResult run_cli(const std::string& args, const std::string& env = "") {
   const std::string cli = ssm::testing::cli_path();
-  const fs::path err_file = fs::temp_directory_path() / ("ssm_cli_err_" + std::to_string(::getpid()));
+  const fs::path err_file =
+      fs::temp_directory_path() / ("ssm_cli_err_" + std::to_string(::getpid()));
   const std::string cmd = env + " " + cli + " " + args + " 2>" + err_file.string();
   CliResult r{};
   FILE* p = popen(cmd.c_str(), "r");
@@ -66,8 +67,13 @@ TEST_F(Cli, VersionAndInfoJson) {
 
 TEST_F(Cli, ErrorsAreOneLineWithNonZeroExit) {
   const fs::path cfg = fs::temp_directory_path() / "ssm_cli_bad.toml";
-  { std::FILE* f = std::fopen(cfg.c_str(), "w"); std::fputs("[train]\nlr = -1\n", f); std::fclose(f); }
-  CliResult r = run_cli("train " + cfg.string() + " --out " + (fs::temp_directory_path() / "ssm_cli_bad_run").string());
+  {
+    std::FILE* f = std::fopen(cfg.c_str(), "w");
+    std::fputs("[train]\nlr = -1\n", f);
+    std::fclose(f);
+  }
+  CliResult r = run_cli("train " + cfg.string() + " --out " +
+                        (fs::temp_directory_path() / "ssm_cli_bad_run").string());
   EXPECT_NE(r.code, 0);
   EXPECT_EQ(count_lines(r.err), 1) << r.err;
   EXPECT_NE(r.err.find("train.lr"), std::string::npos) << r.err;
@@ -111,9 +117,9 @@ TEST_F(Cli, TrainThenEvalConvAndStepModesAgree) {
   fs::remove_all(run);
   const std::string cfg = std::string(SSM_SOURCE_DIR) + "/configs/sfmnist-s4d.toml";
   CliResult t = run_cli("train " + cfg + " --out " + run.string() +
-                  " --set model.d_model=8 --set model.n_layers=1 --set model.d_state=4"
-                  " --set data.train_limit=32 --set data.val_size=16 --set data.test_limit=24"
-                  " --set train.batch_size=8 --set train.warmup_steps=1 --json");
+                        " --set model.d_model=8 --set model.n_layers=1 --set model.d_state=4"
+                        " --set data.train_limit=32 --set data.val_size=16 --set data.test_limit=24"
+                        " --set train.batch_size=8 --set train.warmup_steps=1 --json");
   ASSERT_EQ(t.code, 0) << t.err;
   auto tj = nlohmann::json::parse(t.out);
   EXPECT_EQ(tj["steps"].get<int>(), 4);

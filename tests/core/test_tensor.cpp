@@ -1,10 +1,9 @@
-#include "ssm/core/tensor.h"
-
 #include <functional>
 #include <utility>
 
 #include "ssm/autograd/gradcheck.h"
 #include "ssm/autograd/node.h"
+#include "ssm/core/tensor.h"
 #include "ssm/ops/elementwise.h"
 #include "ssm/ops/reduce.h"
 #include "support/testing.h"
@@ -81,11 +80,26 @@ TEST(Tensor, ViewOpsGradcheck) {
     return sum_all(mul(v.contiguous(), random(shape, DType::F64, 33)));
   };
   const std::vector<std::pair<const char*, std::function<Tensor(const Tensor&)>>> ops = {
-      {"permute", [&](const Tensor& v) { return sum_all(mul(v.permute({2, 0, 1}), w)); }},
-      {"transpose", [&](const Tensor& v) { return weighted(v.transpose(0, 2), {4, 3, 2}); }},
-      {"narrow", [&](const Tensor& v) { return weighted(v.narrow(2, 1, 2), {2, 3, 2}); }},
-      {"select", [&](const Tensor& v) { return weighted(v.select(1, 2), {2, 4}); }},
-      {"reshape", [&](const Tensor& v) { return weighted(v.reshape({6, 4}), {6, 4}); }},
+      {"permute",
+       [&](const Tensor& v) {
+         return sum_all(mul(v.permute({2, 0, 1}), w));
+       }},
+      {"transpose",
+       [&](const Tensor& v) {
+         return weighted(v.transpose(0, 2), {4, 3, 2});
+       }},
+      {"narrow",
+       [&](const Tensor& v) {
+         return weighted(v.narrow(2, 1, 2), {2, 3, 2});
+       }},
+      {"select",
+       [&](const Tensor& v) {
+         return weighted(v.select(1, 2), {2, 4});
+       }},
+      {"reshape",
+       [&](const Tensor& v) {
+         return weighted(v.reshape({6, 4}), {6, 4});
+       }},
       {"expand", [&](const Tensor& v) {
          return weighted(v.narrow(1, 0, 1).expand({2, 5, 4}), {2, 5, 4});
        }}};

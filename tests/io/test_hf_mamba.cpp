@@ -227,7 +227,8 @@ void write_bf16_safetensors(const fs::path& path, const std::map<std::string, Te
       const uint16_t h = to_bf16(static_cast<float>(v));
       data.append(reinterpret_cast<const char*>(&h), 2);  // little-endian hosts only (x86, arm)
     }
-    header[name] = {{"dtype", "BF16"}, {"shape", t.shape()}, {"data_offsets", {begin, data.size()}}};
+    header[name] = {
+        {"dtype", "BF16"}, {"shape", t.shape()}, {"data_offsets", {begin, data.size()}}};
   }
   const std::string h = header.dump();
   const uint64_t n = h.size();

@@ -3,9 +3,9 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
-#include "validators.h"
 #include "ssm/io/checkpoint.h"
 #include "ssm/train/trainer.h"
+#include "validators.h"
 
 namespace ssm::cli {
 
@@ -22,8 +22,10 @@ void register_eval(CLI::App& app, GlobalOptions& g) {
   cmd->add_option("--split", a->split, "val or test")->check(CLI::IsMember({"val", "test"}));
   cmd->add_option("--mode", a->mode, "conv (parallel) or step (recurrent, token by token)")
       ->check(CLI::IsMember({"conv", "step"}));
-  cmd->add_option("--limit", a->limit, "Evaluate only the first N examples")->check(kNonNegativeInteger);
-  cmd->add_option("--batch-size", a->batch_size, "Batch size (default: the run's)")->check(kNonNegativeInteger);
+  cmd->add_option("--limit", a->limit, "Evaluate only the first N examples")
+      ->check(kNonNegativeInteger);
+  cmd->add_option("--batch-size", a->batch_size, "Batch size (default: the run's)")
+      ->check(kNonNegativeInteger);
   cmd->add_option("--set", a->sets,
                   "Override a value of the run's config, e.g. data.eval_length=16384 (repeatable)")
       ->allow_extra_args(false);
@@ -40,7 +42,8 @@ void register_eval(CLI::App& app, GlobalOptions& g) {
     io::Checkpoint ck = io::load_checkpoint(a->run_dir);
     model->module().load_state_dict(ck.model_state);
     auto ds = a->split == "test" ? task.test : task.val;
-    if (a->limit > 0 && a->limit < ds->size()) ds = std::make_shared<train::SubsetDataset>(ds, 0, a->limit);
+    if (a->limit > 0 && a->limit < ds->size())
+      ds = std::make_shared<train::SubsetDataset>(ds, 0, a->limit);
     const int64_t bs = a->batch_size > 0 ? a->batch_size : c.train.batch_size;
     const train::EvalResult r = train::evaluate(*model, task, ds, bs, a->mode == "step", a->split);
     if (a->json) {
@@ -53,7 +56,8 @@ void register_eval(CLI::App& app, GlobalOptions& g) {
         extra += fmt::format(", {:.4f} of examples fully correct", r.example_accuracy);
       if (!std::isnan(r.bpc)) extra += fmt::format(", {:.4f} bits per byte", r.bpc);
       std::printf("%s (%s mode): loss %.4f, accuracy %.4f%s over %lld samples\n", a->split.c_str(),
-                  a->mode.c_str(), r.loss, r.accuracy, extra.c_str(), static_cast<long long>(r.samples));
+                  a->mode.c_str(), r.loss, r.accuracy, extra.c_str(),
+                  static_cast<long long>(r.samples));
     }
   });
 }

@@ -9,11 +9,11 @@
 #include <sstream>
 
 #include "commands.h"
-#include "validators.h"
 #include "language_model.h"
 #include "ssm/core/error.h"
 #include "ssm/infer/perplexity.h"
 #include "ssm/train/progress.h"
+#include "validators.h"
 
 namespace ssm::cli {
 

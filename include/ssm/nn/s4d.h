@@ -10,8 +10,8 @@
 namespace ssm::nn {
 
 struct S4DOptions {
-  int64_t d_model = 64;   // H channels
-  int64_t d_state = 64;   // N (N/2 complex modes)
+  int64_t d_model = 64;       // H channels
+  int64_t d_state = 64;       // N (N/2 complex modes)
   std::string init = "legs";  // lin | inv | real | legs | legs-ptd
   // legs-ptd: ‖E‖₂ of the perturb-then-diagonalise init (hippo_ptd; E seeded from the layer's
   // generator). Larger: better-conditioned V, smaller B̃, but further from HiPPO-LegS.
@@ -26,9 +26,9 @@ struct S4DOptions {
 // The recurrent state of one S4D layer: complex x (B, H, N/2) as real and imaginary parts,
 // and the discretised Ā, B̄·C products frozen from the parameters when the state was made.
 struct S4DState {
-  Tensor x_re, x_im;            // (B, H, N/2)
-  Tensor a_re, a_im;            // Ā (H, N/2)
-  Tensor bc_re, bc_im;          // C·B̄ (H, N/2): y = 2·Re Σ C x, with x scaled by B̄ folded in
+  Tensor x_re, x_im;    // (B, H, N/2)
+  Tensor a_re, a_im;    // Ā (H, N/2)
+  Tensor bc_re, bc_im;  // C·B̄ (H, N/2): y = 2·Re Σ C x, with x scaled by B̄ folded in
 };
 
 class S4D : public Module {
