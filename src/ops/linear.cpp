@@ -1,12 +1,15 @@
 // matmul and linear: forward and backward are GEMMs through OpenBLAS (kernels/cpu/gemm).
 #include "ssm/ops/linear.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cstring>
 
 #include "kernels/cpu/gemm.h"
 #include "ssm/autograd/node.h"
 #include "ssm/core/reduce_to_shape.h"
+#include "ssm/core/threads.h"
 
 namespace ssm {
 
@@ -175,13 +178,32 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   const int64_t R = x2.size(0);
   const Tensor wd = weight.detach();
   Tensor y = Tensor::empty({R, out_features}, x.dtype());
-  if (bias.defined()) {
-    // Start every row at the bias and let BLAS add the product (beta = 1).
-    const Tensor b = bias.detach().contiguous();
-    SSM_DISPATCH_FLOAT(x.dtype(), "linear",
-                       [&] { fill_rows(y.data<scalar_t>(), b.data<scalar_t>(), R, out_features); });
+  const Tensor b = bias.defined() ? bias.detach().contiguous() : Tensor();
+  // Rows [r0, r0 + n) of Y: start at the bias and let BLAS add the product (beta = 1).
+  const auto rows_of_y = [&](int64_t r0, int64_t n) {
+    Tensor yr = y.narrow(0, r0, n);
+    if (b.defined())
+      SSM_DISPATCH_FLOAT(x.dtype(), "linear", [&] {
+        fill_rows(yr.data<scalar_t>(), b.data<scalar_t>(), n, out_features);
+      });
+    cpu::batched_matmul_into(x2.narrow(0, r0, n), wd.transpose(0, 1), yr, b.defined());
+  };
+  // A tall product is split by rows over the threads, each running a single-threaded GEMM on
+  // its block (inside a parallel region OpenBLAS stays on its calling thread): on the machine
+  // of docs/PERFORMANCE.md one thread's GEMM runs at 1.7× the per-thread rate of a two-threaded
+  // one, whose threads split the small N and synchronise.
+  const int threads = get_num_threads();
+  if (threads > 1 && !omp_in_parallel() && R >= 64 * threads &&
+      R * in * out_features >= (int64_t{1} << 22)) {
+#pragma omp parallel num_threads(threads)
+    {
+      const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+      const int64_t r0 = R * t / nt, r1 = R * (t + 1) / nt;
+      rows_of_y(r0, r1 - r0);
+    }
+  } else {
+    rows_of_y(0, R);
   }
-  cpu::batched_matmul_into(x2, wd.transpose(0, 1), y, /*accumulate=*/bias.defined());
 
   Shape out_shape = x.shape();
   out_shape.back() = out_features;
@@ -190,29 +212,42 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   const bool need_x = x.requires_grad(), need_w = weight.requires_grad();
   const bool need_b = bias.defined() && bias.requires_grad();
   const Shape x_shape = x.shape();
-  return record("linear", out, {x, weight, bias},
-                [x2, wd, x_shape, need_x, need_w, need_b](const std::vector<Tensor>& g) {
-                  const int64_t n_out = wd.size(0);
-                  const Tensor g2 = g[0].contiguous().view({x2.size(0), n_out});
-                  Tensor gx, gw, gb;
-                  if (need_x) {  // dX = dY · W
-                    gx = Tensor::empty({x2.size(0), wd.size(1)}, g2.dtype());
-                    cpu::batched_matmul_into(g2, wd, gx, false);
-                    gx = gx.view(x_shape);
-                  }
-                  if (need_w) {  // dW = dYᵀ · X
-                    gw = Tensor::empty(wd.shape(), g2.dtype());
-                    cpu::batched_matmul_into(g2.transpose(0, 1), x2, gw, false);
-                  }
-                  if (need_b) {  // db = Σ_rows dY
-                    gb = Tensor::empty({n_out}, g2.dtype());
-                    SSM_DISPATCH_FLOAT(g2.dtype(), "linear", [&] {
-                      cpu::column_sums(g2.size(0), n_out, g2.data<scalar_t>(), n_out,
-                                       gb.data<scalar_t>());
-                    });
-                  }
-                  return std::vector<Tensor>{gx, gw, gb};
-                });
+  return record(
+      "linear", out, {x, weight, bias},
+      [x2, wd, x_shape, need_x, need_w, need_b](const std::vector<Tensor>& g) {
+        const int64_t n_out = wd.size(0);
+        const Tensor g2 = g[0].contiguous().view({x2.size(0), n_out});
+        Tensor gx, gw, gb;
+        if (need_x) gx = Tensor::empty({x2.size(0), wd.size(1)}, g2.dtype());
+        if (need_w) gw = Tensor::empty(wd.shape(), g2.dtype());
+        const auto grad_x = [&] { cpu::batched_matmul_into(g2, wd, gx, false); };
+        const auto grad_w = [&] { cpu::batched_matmul_into(g2.transpose(0, 1), x2, gw, false); };
+        // dX = dY · W and dW = dYᵀ · X. On two threads the two GEMMs run side by
+        // side, one thread each (inside a parallel region OpenBLAS stays on its
+        // calling thread): a single-threaded GEMM here is 1.7× faster than half a
+        // two-threaded one. With more threads each GEMM keeps all of them.
+        if (need_x && need_w && get_num_threads() == 2 && !omp_in_parallel() &&
+            x2.size(0) * wd.size(0) * wd.size(1) >= (int64_t{1} << 22)) {
+#pragma omp parallel sections num_threads(2)
+          {
+#pragma omp section
+            grad_x();
+#pragma omp section
+            grad_w();
+          }
+        } else {
+          if (need_x) grad_x();
+          if (need_w) grad_w();
+        }
+        if (need_x) gx = gx.view(x_shape);
+        if (need_b) {  // db = Σ_rows dY
+          gb = Tensor::empty({n_out}, g2.dtype());
+          SSM_DISPATCH_FLOAT(g2.dtype(), "linear", [&] {
+            cpu::column_sums(g2.size(0), n_out, g2.data<scalar_t>(), n_out, gb.data<scalar_t>());
+          });
+        }
+        return std::vector<Tensor>{gx, gw, gb};
+      });
 }
 
 }  // namespace ssm
