@@ -7,6 +7,7 @@
 #include "ssm/nn/mamba_lm.h"
 #include "ssm/ops/elementwise.h"
 #include "ssm/ops/shape_ops.h"
+#include "support/perturb.h"
 #include "support/testing.h"
 
 using namespace ssm;
@@ -23,16 +24,6 @@ MambaOptions tiny_options() {
   o.expand = 2;
   o.dt_rank = 2;
   return o;
-}
-
-// Moves every parameter away from its structured init (D = 1, A_log = log n, …) so that a
-// mistake in how one of them is used cannot hide.
-void perturb(Module& m, uint64_t seed, double scale = 0.3) {
-  Generator g(seed);
-  for (auto& p : m.named_parameters()) {
-    Tensor noise = randn(p.tensor.shape(), p.tensor.dtype(), &g);
-    p.tensor.copy_(add(p.tensor.detach(), mul_scalar(noise, scale)));
-  }
 }
 
 double silu_ref(double v) {
@@ -149,7 +140,7 @@ TEST(MambaMixer, InitFollowsDesign) {
 TEST(MambaMixer, ForwardMatchesPlainLoopF64) {
   Generator g(2);
   MambaMixer m(tiny_options(), g, DType::F64);
-  perturb(m, 3);
+  ssm::testing::perturb_parameters(m, 3, 0.3);
   const Tensor x = ssm::testing::random({2, 7, 4}, DType::F64, 4);
   EXPECT_LE(rel_error(m.forward(x), mixer_reference(m, x)), 1e-12);
 }
@@ -157,7 +148,7 @@ TEST(MambaMixer, ForwardMatchesPlainLoopF64) {
 TEST(MambaMixer, Float32AgreesWithFloat64) {
   Generator g64(5), g32(5);
   MambaMixer m64(tiny_options(), g64, DType::F64), m32(tiny_options(), g32, DType::F32);
-  perturb(m64, 6);
+  ssm::testing::perturb_parameters(m64, 6, 0.3);
   for (auto& [name, t] : m32.state_dict()) t.copy_(m64.state_dict().at(name));
   const Tensor x = ssm::testing::random({2, 9, 4}, DType::F64, 7);
   EXPECT_LE(rel_error(m32.forward(x.to(DType::F32)), m64.forward(x)), 1e-5);
@@ -167,7 +158,7 @@ TEST(MambaMixer, PrefillThenStepsEqualsForward) {
   for (DType dt : {DType::F64, DType::F32}) {
     Generator g(8);
     MambaMixer m(tiny_options(), g, dt);
-    perturb(m, 9);
+    ssm::testing::perturb_parameters(m, 9, 0.3);
     const Tensor x = ssm::testing::random({3, 11, 4}, dt, 10);
     const Tensor full = m.forward(x);
     const double bound = dt == DType::F64 ? 1e-10 : 1e-5;
@@ -188,7 +179,7 @@ TEST(MambaMixer, PrefillThenStepsEqualsForward) {
 TEST(MambaMixer, GradcheckInputAndParameters) {
   Generator g(11);
   MambaMixer m(tiny_options(), g, DType::F64);
-  perturb(m, 12);
+  ssm::testing::perturb_parameters(m, 12, 0.3);
   Tensor x = ssm::testing::random({2, 5, 4}, DType::F64, 13, true);
   std::vector<Tensor> inputs = {x};
   for (const auto& p : m.named_parameters()) inputs.push_back(p.tensor);
@@ -216,7 +207,7 @@ TEST(MambaMixer, BadInput) {
 TEST(MambaLM, ForwardIsResidualStackWithTiedHead) {
   Generator g(15);
   MambaLM lm(tiny_lm_config(), g, DType::F64);
-  perturb(lm, 16, 0.1);
+  ssm::testing::perturb_parameters(lm, 16, 0.1);
   const Tensor ids = random_ids(2, 6, 19, 17);
   // By hand from the blocks: h = emb[ids]; h += mixer(norm(h)); logits = norm_f(h) · Eᵀ.
   const auto E = lm.backbone->embeddings->weight;
@@ -259,7 +250,7 @@ TEST(MambaLM, PrefillPlusStepsEqualsForward) {
   for (DType dt : {DType::F64, DType::F32}) {
     Generator g(18);
     MambaLM lm(tiny_lm_config(), g, dt);
-    perturb(lm, 19, 0.1);
+    ssm::testing::perturb_parameters(lm, 19, 0.1);
     const Tensor ids = random_ids(2, 13, 19, 20);
     const Tensor full = lm.forward(ids);  // (2, 13, 19)
     const double bound = dt == DType::F64 ? 1e-10 : 1e-4;

@@ -8,6 +8,7 @@
 #include "ssm/nn/mamba2.h"
 #include "ssm/nn/mamba_lm.h"
 #include "ssm/ops/elementwise.h"
+#include "support/perturb.h"
 #include "support/testing.h"
 #include "support/torch_reference.h"
 
@@ -28,16 +29,6 @@ Mamba2Options tiny_options() {
   o.d_conv = 3;
   o.chunk_size = 4;
   return o;
-}
-
-// Moves every parameter away from its structured init (D = 1, norm weight = 1, …) so that a
-// mistake in how one of them is used cannot hide.
-void perturb(Module& m, uint64_t seed, double scale = 0.3) {
-  Generator g(seed);
-  for (auto& p : m.named_parameters()) {
-    Tensor noise = randn(p.tensor.shape(), p.tensor.dtype(), &g);
-    p.tensor.copy_(add(p.tensor.detach(), mul_scalar(noise, scale)));
-  }
 }
 
 double silu_ref(double v) {
@@ -169,7 +160,7 @@ TEST(Mamba2Mixer, InitFollowsDesign) {
 TEST(Mamba2Mixer, ForwardMatchesPlainLoopF64) {
   Generator g(2);
   Mamba2Mixer m(tiny_options(), g, DType::F64);
-  perturb(m, 3);
+  ssm::testing::perturb_parameters(m, 3, 0.3);
   for (int64_t L : {5, 13}) {  // the sequential path (L <= 8) and the chunked one (Q = 4)
     const Tensor x = ssm::testing::random({2, L, 6}, DType::F64, 4 + L);
     EXPECT_LE(rel_error(m.forward(x), mixer_reference(m, x)), 1e-12) << "L " << L;
@@ -181,7 +172,7 @@ TEST(Mamba2Mixer, ChunkedEqualsSequentialAtEveryChunkSize) {
   const Tensor x = ssm::testing::random({2, 23, 6}, DType::F64, 5);
   Generator g0(6);
   Mamba2Mixer base(tiny_options(), g0, DType::F64);
-  perturb(base, 7);
+  ssm::testing::perturb_parameters(base, 7, 0.3);
   const Tensor ref = mixer_reference(base, x);  // the step-by-step recurrence
   for (int64_t q : {1, 3, 4, 8, 256}) {
     Mamba2Options o = tiny_options();
@@ -199,7 +190,7 @@ TEST(Mamba2Mixer, DeltaLimitClampsInEveryMode) {
   o.dt_limit_max = 0.05;
   Generator g(30);
   Mamba2Mixer m(o, g, DType::F64);
-  perturb(m, 31, 0.5);
+  ssm::testing::perturb_parameters(m, 31, 0.5);
   const Tensor x = ssm::testing::random({2, 13, 6}, DType::F64, 32);
   const Tensor full = m.forward(x);
   EXPECT_LE(rel_error(full, mixer_reference(m, x)), 1e-12);
@@ -218,7 +209,7 @@ TEST(Mamba2Mixer, DeltaLimitClampsInEveryMode) {
 TEST(Mamba2Mixer, Float32AgreesWithFloat64) {
   Generator g64(8), g32(8);
   Mamba2Mixer m64(tiny_options(), g64, DType::F64), m32(tiny_options(), g32, DType::F32);
-  perturb(m64, 9);
+  ssm::testing::perturb_parameters(m64, 9, 0.3);
   for (auto& [name, t] : m32.state_dict()) t.copy_(m64.state_dict().at(name));
   const Tensor x = ssm::testing::random({2, 17, 6}, DType::F64, 10);
   EXPECT_LE(rel_error(m32.forward(x.to(DType::F32)), m64.forward(x)), 1e-5);
@@ -228,7 +219,7 @@ TEST(Mamba2Mixer, PrefillThenStepsEqualsForward) {
   for (DType dt : {DType::F64, DType::F32}) {
     Generator g(11);
     Mamba2Mixer m(tiny_options(), g, dt);
-    perturb(m, 12);
+    ssm::testing::perturb_parameters(m, 12, 0.3);
     const Tensor x = ssm::testing::random({3, 14, 6}, dt, 13);
     const Tensor full = m.forward(x);
     const double bound = dt == DType::F64 ? 1e-10 : 1e-5;
@@ -250,7 +241,7 @@ TEST(Mamba2Mixer, GradcheckInputAndParameters) {
   for (int64_t L : {5, 10}) {  // sequential and chunked forward (Q = 4)
     Generator g(14);
     Mamba2Mixer m(tiny_options(), g, DType::F64);
-    perturb(m, 15);
+    ssm::testing::perturb_parameters(m, 15, 0.3);
     Tensor x = ssm::testing::random({2, L, 6}, DType::F64, 16, true);
     std::vector<Tensor> inputs = {x};
     for (const auto& p : m.named_parameters()) inputs.push_back(p.tensor);
@@ -266,7 +257,7 @@ TEST(Mamba2Mixer, MatchesTorchForwardAndAutograd) {
   if (!ssm::testing::torch_available()) GTEST_SKIP() << "python3-torch not installed";
   Generator g(17);
   Mamba2Mixer m(tiny_options(), g, DType::F64);
-  perturb(m, 18);
+  ssm::testing::perturb_parameters(m, 18, 0.3);
   Tensor x = ssm::testing::random({2, 11, 6}, DType::F64, 19, true);
   const Tensor dy = ssm::testing::random({2, 11, 6}, DType::F64, 20);
   std::map<std::string, Tensor> in = m.state_dict();
@@ -322,7 +313,7 @@ TEST(Mamba2LM, PrefillPlusStepsEqualsForward) {
   for (DType dt : {DType::F64, DType::F32}) {
     Generator g(22);
     MambaLM lm(tiny_lm_config(), g, dt);
-    perturb(lm, 23, 0.1);
+    ssm::testing::perturb_parameters(lm, 23, 0.1);
     const Tensor ids = random_ids(2, 13, 19, 24);
     const Tensor full = lm.forward(ids);  // (2, 13, 19)
     const double bound = dt == DType::F64 ? 1e-10 : 1e-4;

@@ -8,6 +8,7 @@
 #include "ssm/nn/mamba3.h"
 #include "ssm/nn/mamba_lm.h"
 #include "ssm/ops/elementwise.h"
+#include "support/perturb.h"
 #include "support/testing.h"
 
 using namespace ssm;
@@ -25,16 +26,6 @@ Mamba3Options tiny_options() {
   o.n_groups = 2;  // heads 0, 1 read group 0; heads 2, 3 group 1
   o.chunk_size = 4;
   return o;
-}
-
-// Moves every parameter away from its structured init (biases 1, D = 1, norm weights 1, …)
-// so that a mistake in how one of them is used cannot hide.
-void perturb(Module& m, uint64_t seed, double scale = 0.3) {
-  Generator g(seed);
-  for (auto& p : m.named_parameters()) {
-    Tensor noise = randn(p.tensor.shape(), p.tensor.dtype(), &g);
-    p.tensor.copy_(add(p.tensor.detach(), mul_scalar(noise, scale)));
-  }
 }
 
 double silu_ref(double v) {
@@ -174,7 +165,7 @@ TEST(Mamba3Mixer, ForwardMatchesPlainLoopF64) {
     o.rope_fraction = rope_fraction;
     Generator g(2);
     Mamba3Mixer m(o, g, DType::F64);
-    perturb(m, 3);
+    ssm::testing::perturb_parameters(m, 3, 0.3);
     const Tensor x = ssm::testing::random({2, 9, 4}, DType::F64, 4);
     EXPECT_LE(rel_error(m.forward(x), mixer_reference(m, x)), 1e-12) << rope_fraction;
   }
@@ -183,7 +174,7 @@ TEST(Mamba3Mixer, ForwardMatchesPlainLoopF64) {
 TEST(Mamba3Mixer, Float32AgreesWithFloat64) {
   Generator g64(5), g32(5);
   Mamba3Mixer m64(tiny_options(), g64, DType::F64), m32(tiny_options(), g32, DType::F32);
-  perturb(m64, 6);
+  ssm::testing::perturb_parameters(m64, 6, 0.3);
   for (auto& [name, t] : m32.state_dict()) t.copy_(m64.state_dict().at(name));
   const Tensor x = ssm::testing::random({2, 40, 4}, DType::F64, 7);
   EXPECT_LE(rel_error(m32.forward(x.to(DType::F32)), m64.forward(x)), 1e-5);
@@ -193,7 +184,7 @@ TEST(Mamba3Mixer, PrefillThenStepsEqualsForward) {
   for (DType dt : {DType::F64, DType::F32}) {
     Generator g(8);
     Mamba3Mixer m(tiny_options(), g, dt);
-    perturb(m, 9);
+    ssm::testing::perturb_parameters(m, 9, 0.3);
     const Tensor x = ssm::testing::random({3, 11, 4}, dt, 10);
     const Tensor full = m.forward(x);
     const double bound = dt == DType::F64 ? 1e-12 : 1e-5;
@@ -214,7 +205,7 @@ TEST(Mamba3Mixer, PrefillThenStepsEqualsForward) {
 TEST(Mamba3Mixer, GradcheckInputAndParameters) {
   Generator g(11);
   Mamba3Mixer m(tiny_options(), g, DType::F64);
-  perturb(m, 12);
+  ssm::testing::perturb_parameters(m, 12, 0.3);
   Tensor x = ssm::testing::random({2, 5, 4}, DType::F64, 13, true);
   std::vector<Tensor> inputs = {x};
   for (const auto& p : m.named_parameters()) inputs.push_back(p.tensor);
@@ -261,7 +252,7 @@ TEST(Mamba3LM, PrefillPlusStepsEqualsForward) {
   for (DType dt : {DType::F64, DType::F32}) {
     Generator g(22);
     MambaLM lm(tiny_lm_config(), g, dt);
-    perturb(lm, 23, 0.1);
+    ssm::testing::perturb_parameters(lm, 23, 0.1);
     const Tensor ids = random_ids(2, 13, 19, 24);
     const Tensor full = lm.forward(ids);  // (2, 13, 19)
     const double bound = dt == DType::F64 ? 1e-12 : 1e-5;

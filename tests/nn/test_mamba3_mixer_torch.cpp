@@ -8,6 +8,7 @@
 
 #include "ssm/nn/mamba3.h"
 #include "ssm/ops/elementwise.h"
+#include "support/perturb.h"
 #include "support/testing.h"
 #include "support/torch_reference.h"
 
@@ -26,16 +27,6 @@ Mamba3Options tiny_options() {
   o.n_groups = 2;  // heads 0, 1 read group 0; heads 2, 3 group 1
   o.chunk_size = 4;
   return o;
-}
-
-// Moves every parameter away from its structured init (biases 1, D = 1, norm weights 1, …)
-// so that a mistake in how one of them is used cannot hide.
-void perturb(Module& m, uint64_t seed, double scale = 0.3) {
-  Generator g(seed);
-  for (auto& p : m.named_parameters()) {
-    Tensor noise = randn(p.tensor.shape(), p.tensor.dtype(), &g);
-    p.tensor.copy_(add(p.tensor.detach(), mul_scalar(noise, scale)));
-  }
 }
 
 double sum_of_squares(const Tensor& t) {
@@ -69,7 +60,7 @@ TEST(Mamba3Mixer, MatchesTorchForwardAndAutograd) {
   for (Case& c : cases) {
     Generator g(seed);
     c.mixer = std::make_unique<Mamba3Mixer>(c.options, g, DType::F64);
-    perturb(*c.mixer, seed + 1);
+    ssm::testing::perturb_parameters(*c.mixer, seed + 1, 0.3);
     c.x = ssm::testing::random({2, 11, 4}, DType::F64, seed + 2, true);
     c.dy = ssm::testing::random({2, 11, 4}, DType::F64, seed + 3);
     seed += 10;

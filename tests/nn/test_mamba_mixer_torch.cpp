@@ -6,6 +6,7 @@
 
 #include "ssm/nn/mamba.h"
 #include "ssm/ops/elementwise.h"
+#include "support/perturb.h"
 #include "support/testing.h"
 #include "support/torch_reference.h"
 
@@ -23,16 +24,6 @@ MambaOptions tiny_options() {
   o.expand = 2;  // D_inner = 8
   o.dt_rank = 2;
   return o;
-}
-
-// Moves every parameter away from its structured init (D = 1, A_log = log n, …) so that a
-// mistake in how one of them is used cannot hide.
-void perturb(Module& m, uint64_t seed, double scale = 0.3) {
-  Generator g(seed);
-  for (auto& p : m.named_parameters()) {
-    Tensor noise = randn(p.tensor.shape(), p.tensor.dtype(), &g);
-    p.tensor.copy_(add(p.tensor.detach(), mul_scalar(noise, scale)));
-  }
 }
 
 double sum_of_squares(const Tensor& t) {
@@ -56,7 +47,7 @@ TEST(MambaMixer, MatchesTorchForwardAndAutograd) {
   const std::vector<Case> cases = {{"short", 11, 30}, {"long", 131, 40}};
   Generator g(17);
   MambaMixer m(tiny_options(), g, DType::F64);
-  perturb(m, 18);
+  ssm::testing::perturb_parameters(m, 18, 0.3);
   std::map<std::string, Tensor> in;
   std::vector<Tensor> xs, dys;
   for (const Case& c : cases) {

@@ -13,6 +13,7 @@
 #include "ssm/core/rng.h"
 #include "ssm/nn/sequence_model.h"
 #include "ssm/ops/elementwise.h"
+#include "support/perturb.h"
 #include "support/testing.h"
 
 using namespace ssm;
@@ -30,21 +31,6 @@ train::ModelConfig base_config() {
   c.n_classes = 5;
   c.dropout = 0.2;  // must be inactive in eval mode (the recurrent path has no dropout)
   return c;
-}
-
-// Moves every parameter off its init (norm weights off 1, biases off 0, as training would) and
-// gives BatchNorm running statistics that are not the identity.
-void perturb(SequenceClassifier& model, uint64_t seed) {
-  NoGradGuard ng;
-  Generator g(seed);
-  for (auto& p : model.named_parameters())
-    p.tensor.copy_(add(p.tensor, mul_scalar(randn(p.tensor.shape(), p.tensor.dtype(), &g), 0.1)));
-  for (auto& [name, t] : model.state_dict()) {
-    if (name.find("running_mean") != std::string::npos)
-      t.copy_(mul_scalar(randn(t.shape(), t.dtype(), &g), 0.3));
-    if (name.find("running_var") != std::string::npos)
-      t.copy_(rand_uniform(t.shape(), 0.5, 2.0, t.dtype(), &g));
-  }
 }
 
 // Token ids (B, L) int64 uniform in [low, high).
@@ -85,7 +71,7 @@ TEST(SequenceClassifier, ConvAndRecurrentGiveTheSameLogits) {
         c.pooling = pooling;
         SCOPED_TRACE(describe(c));
         SequenceClassifier model(c, ++seed);
-        perturb(model, ++seed);
+        ssm::testing::perturb_parameters_and_norm_statistics(model, ++seed);
         model.eval();
         for (int64_t L : {1, 100, 784}) {
           Tensor x = ssm::testing::random({3, L, 1}, DType::F32, ++seed);
@@ -103,7 +89,7 @@ TEST(SequenceClassifier, EvalModeTurnsDropoutOff) {
   // With dropout 0.2 the training-mode forward differs from the eval one; eval is deterministic.
   train::ModelConfig c = base_config();
   SequenceClassifier model(c, 30);
-  perturb(model, 31);
+  ssm::testing::perturb_parameters_and_norm_statistics(model, 31);
   Tensor x = ssm::testing::random({2, 50, 1}, DType::F32, 32);
   model.eval();
   Tensor a = model.forward(x), b = model.forward(x);
@@ -124,7 +110,7 @@ TEST(SequenceClassifier, EmbeddingEncoderWithPaddedBatches) {
       c.prenorm = prenorm;
       SCOPED_TRACE(describe(c));
       SequenceClassifier model(c, ++seed);
-      perturb(model, ++seed);
+      ssm::testing::perturb_parameters_and_norm_statistics(model, ++seed);
       model.eval();
       const int64_t L = 300;
       Tensor tokens = random_tokens(3, L, 1, 12, ++seed);
@@ -159,7 +145,7 @@ TEST(SequenceClassifier, PaddingDoesNotChangeTheLogits) {
       c.norm = norm;
       SCOPED_TRACE(describe(c));
       SequenceClassifier model(c, ++seed);
-      perturb(model, ++seed);
+      ssm::testing::perturb_parameters_and_norm_statistics(model, ++seed);
       model.eval();
       const int64_t L = 120, extra = 37;
       const std::vector<int64_t> lens{L, 80, 3};
@@ -198,7 +184,7 @@ TEST(SequenceClassifier, BidirectionalModel) {
   train::ModelConfig c = base_config();
   c.bidirectional = true;
   SequenceClassifier model(c, 70);
-  perturb(model, 71);
+  ssm::testing::perturb_parameters_and_norm_statistics(model, 71);
   model.eval();
   Tensor x = ssm::testing::random({2, 40, 1}, DType::F32, 72);
   Tensor y = model.forward(x);
@@ -230,7 +216,7 @@ TEST(SequenceClassifier, RecurrentModeNeedsEvalModeForBatchNormAndDropout) {
   // Layer norm without dropout computes the same thing in both modes: allowed while training.
   c.dropout = 0.0;
   SequenceClassifier plain(c, 93);
-  perturb(plain, 94);
+  ssm::testing::perturb_parameters_and_norm_statistics(plain, 94);
   EXPECT_LE(rel_error(plain.forward_recurrent(x), plain.forward(x)), 1e-5);
 }
 
@@ -292,14 +278,14 @@ TEST(SequenceClassifier, S4AndS5LayersAgreeInConvAndRecurrentModes) {
     c.layer = layer;
     c.max_length = 60;  // the S4 kernel length
     SequenceClassifier model(c, 101);
-    perturb(model, 102);
+    ssm::testing::perturb_parameters_and_norm_statistics(model, 102);
     model.eval();
     Tensor x = ssm::testing::random({2, 60, 1}, DType::F32, 103);
     EXPECT_LT(rel_error(model.forward_recurrent(x), model.forward(x)), 1e-5) << layer;
     // A bidirectional model with padded batches: each example equals itself run alone.
     c.bidirectional = true;
     SequenceClassifier bi(c, 104);
-    perturb(bi, 105);
+    ssm::testing::perturb_parameters_and_norm_statistics(bi, 105);
     bi.eval();
     Tensor lengths = lengths_tensor({60, 33});
     Tensor padded = bi.forward(x, lengths);

@@ -21,6 +21,7 @@
 #include "ssm/ops/reduce.h"
 #include "ssm/optim/adamw.h"
 #include "ssm/optim/param_groups.h"
+#include "support/perturb.h"
 #include "support/testing.h"
 
 using namespace ssm;
@@ -38,21 +39,6 @@ train::ModelConfig tiny_config(const char* pooling) {
   c.pooling = pooling;
   c.max_length = 64;  // the S4 kernel length
   return c;
-}
-
-// Moves every parameter off its init (norm weights off 1, biases off 0, as training would) and
-// gives BatchNorm running statistics that are not the identity.
-void perturb(Module& model, uint64_t seed) {
-  NoGradGuard ng;
-  Generator g(seed);
-  for (auto& p : model.named_parameters())
-    p.tensor.copy_(add(p.tensor, mul_scalar(randn(p.tensor.shape(), p.tensor.dtype(), &g), 0.1)));
-  for (auto& [name, t] : model.state_dict()) {
-    if (name.find("running_mean") != std::string::npos)
-      t.copy_(mul_scalar(randn(t.shape(), t.dtype(), &g), 0.3));
-    if (name.find("running_var") != std::string::npos)
-      t.copy_(rand_uniform(t.shape(), 0.5, 2.0, t.dtype(), &g));
-  }
 }
 
 // max_i |a_i − b_i| / max_i |b_i|: no single element may be off by more than the bound times
@@ -190,7 +176,7 @@ TEST(SequenceRegressor, ParallelOutputEqualsTheComposedParts) {
       train::ModelConfig c = tiny_config(pooling);
       c.norm = padded ? "batch" : "layer";
       SequenceRegressor model(c, 2, ++seed, DType::F64);
-      perturb(model, ++seed);
+      ssm::testing::perturb_parameters_and_norm_statistics(model, ++seed);
       model.eval();
       const Tensor x = ssm::testing::random({3, 20, 3}, DType::F64, ++seed);
       const std::vector<int64_t> lengths =
@@ -217,7 +203,7 @@ TEST(SequenceRegressor, RecurrentAndStreamingEqualParallelPerElement) {
         c.dropout = 0.1;  // off in eval mode
         SCOPED_TRACE(std::string(layer) + " " + pooling + (prenorm ? " prenorm" : " postnorm"));
         SequenceRegressor model(c, 3, ++seed, DType::F64);
-        perturb(model, ++seed);
+        ssm::testing::perturb_parameters_and_norm_statistics(model, ++seed);
         model.eval();
         const Tensor x = ssm::testing::random({2, 64, 3}, DType::F64, ++seed);
         const Tensor par = model.forward(x), rec = model.forward_recurrent(x);
@@ -242,7 +228,7 @@ TEST(SequenceRegressor, Float32RecurrentEqualsParallel) {
     c.d_state = 16;
     c.max_length = 0;
     SequenceRegressor model(c, 2, 150);
-    perturb(model, 151);
+    ssm::testing::perturb_parameters_and_norm_statistics(model, 151);
     model.eval();
     const Tensor x = ssm::testing::random({2, 500, 3}, DType::F32, 152);
     const Tensor par = model.forward(x);
@@ -255,7 +241,7 @@ TEST(SequenceRegressor, PerStepOutputIsCausal) {
   train::ModelConfig c = tiny_config("none");
   c.norm = "batch";  // eval mode: running statistics, no mixing across time
   SequenceRegressor model(c, 2, 200, DType::F64);
-  perturb(model, 201);
+  ssm::testing::perturb_parameters_and_norm_statistics(model, 201);
   model.eval();
   const int64_t L = 40, t0 = 17;
   const Tensor x = ssm::testing::random({2, L, 3}, DType::F64, 202);
@@ -278,7 +264,7 @@ TEST(SequenceRegressor, EmbeddingEncoderWithPaddedBatches) {
   c.encoder = "embedding";
   c.d_input = 11;  // vocabulary
   SequenceRegressor model(c, 2, 300, DType::F64);
-  perturb(model, 301);
+  ssm::testing::perturb_parameters_and_norm_statistics(model, 301);
   model.eval();
   Generator g(302);
   const int64_t L = 30;
@@ -329,7 +315,7 @@ TEST(SequenceRegressor, GradcheckMseThroughTheWholeModel) {
       c.prenorm = !per_step;
       SCOPED_TRACE(std::string(layer) + " " + pooling);
       SequenceRegressor model(c, 2, ++seed, DType::F64);
-      perturb(model, ++seed);
+      ssm::testing::perturb_parameters_and_norm_statistics(model, ++seed);
       Tensor x = ssm::testing::random({2, 7, 2}, DType::F64, ++seed, true);
       const Tensor target =
           ssm::testing::random(per_step ? Shape{2, 7, 2} : Shape{2, 2}, DType::F64, ++seed);
