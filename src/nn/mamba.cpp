@@ -113,6 +113,7 @@ Tensor MambaMixer::run(const Tensor& x, MambaCache* cache) const {
     const int64_t kept = std::min(L, K - 1);
     conv_state.narrow(2, K - 1 - kept, kept).copy_(raw.narrow(2, L - kept, kept));
     cache->tensors.clear();
+    cache->derived.clear();
     cache->set("conv_state", conv_state);
     cache->set("ssm_state", r.last_state.detach().clone());
   }
@@ -138,9 +139,11 @@ Tensor MambaMixer::step(const Tensor& x_t, MambaCache& cache) const {
       xz[0], conv_state, conv1d->weight.view({Di, options.d_conv}), conv1d->bias));
   const std::vector<Tensor> dbc = split(x_proj->forward(u), {R, N, N}, 1);
   const Tensor dt = linear(dbc[0], dt_proj->weight);  // (B, Di)
+  // D_inner·N exponentials that would otherwise be recomputed at every token of every layer.
+  const Tensor& A = cache.derived_value("A", [&] { return neg(exp(A_log)); });
   const Tensor y =
-      selective_state_update(ssm_state, u, dt, neg(exp(A_log)), dbc[1].unsqueeze(1),
-                             dbc[2].unsqueeze(1), D, xz[1], dt_proj->bias, /*dt_softplus=*/true);
+      selective_state_update(ssm_state, u, dt, A, dbc[1].unsqueeze(1), dbc[2].unsqueeze(1), D,
+                             xz[1], dt_proj->bias, /*dt_softplus=*/true);
   return out_proj->forward(y);
 }
 

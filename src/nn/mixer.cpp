@@ -14,8 +14,16 @@ const Tensor& MixerCache::at(const std::string& name) const {
   return it->second;
 }
 
+const Tensor& MixerCache::derived_value(const std::string& name,
+                                        const std::function<Tensor()>& make) {
+  auto it = derived.find(name);
+  if (it == derived.end()) it = derived.emplace(name, make()).first;
+  return it->second;
+}
+
 MixerCache MixerCache::clone() const {
   MixerCache copy;
+  copy.derived = derived;
   for (const auto& [name, t] : tensors) copy.tensors[name] = t.defined() ? t.detach().clone() : t;
   return copy;
 }

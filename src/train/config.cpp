@@ -110,6 +110,7 @@ Registry registry(RunConfig& c) {
   t["eval_every"] = field(c.train.eval_every, "eval_every");
   t["checkpoint_every"] = field(c.train.checkpoint_every, "checkpoint_every");
   t["eval_batch_size"] = field(c.train.eval_batch_size, "eval_batch_size");
+  t["init_from"] = field(c.train.init_from, "init_from");
   return r;
 }
 

@@ -12,6 +12,9 @@ namespace fs = std::filesystem;
 RunConfig resolve_config(const RunConfig& config, const TaskData& task) {
   RunConfig r = config;
   apply_task_defaults(r.data);
+  // Recorded absolute, so that resuming or reading config.toml elsewhere names the same run.
+  if (!r.train.init_from.empty())
+    r.train.init_from = fs::absolute(r.train.init_from).lexically_normal().string();
   ModelConfig& mc = r.model;
   const std::string& dataset = r.data.dataset;
   if (task.language_model) {

@@ -60,6 +60,20 @@ std::string summary(const EvalResult& r) {
   return s;
 }
 
+// Copies the model weights of the run in `dir` into `module` (same architecture and shapes:
+// load_state_dict names the first tensor that differs).
+void init_weights_from(nn::Module& module, const std::string& dir) {
+  SSM_CHECK(fs::exists(io::checkpoint_path(dir)),
+            "config: 'train.init_from' = '{}' holds no checkpoint (expected {})", dir,
+            io::checkpoint_path(dir));
+  try {
+    module.load_state_dict(io::load_checkpoint(dir).model_state);
+  } catch (const Error& e) {
+    SSM_FAIL("config: 'train.init_from' = '{}': {}", dir, e.what());
+  }
+  std::fprintf(stderr, "weights initialised from %s\n", dir.c_str());
+}
+
 }  // namespace
 
 nlohmann::json to_json(const EvalResult& r) {
@@ -136,6 +150,8 @@ TrainResult train(const RunConfig& config, const std::string& run_dir, bool resu
     metrics.truncate_after_step(step);
     std::fprintf(stderr, "resumed from %s at step %lld\n", ckpt_dir.c_str(),
                  static_cast<long long>(step));
+  } else if (!tc.init_from.empty()) {
+    init_weights_from(module, resolved.train.init_from);
   }
   { std::ofstream(run_dir + "/config.toml") << config_to_toml(resolved); }
   std::fprintf(

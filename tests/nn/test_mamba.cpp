@@ -176,6 +176,29 @@ TEST(MambaMixer, PrefillThenStepsEqualsForward) {
   }
 }
 
+TEST(MambaMixer, StepDerivesAOncePerCacheAndPrefillRederivesIt) {
+  Generator g(30);
+  MambaMixer m(tiny_options(), g, DType::F64);
+  ssm::testing::perturb_parameters(m, 31, 0.3);
+  const Tensor x = ssm::testing::random({2, 6, 4}, DType::F64, 32);
+  MambaCache cache;
+  m.prefill(x.narrow(1, 0, 3), cache);
+  EXPECT_TRUE(cache.derived.empty());
+  m.step(x.select(1, 3), cache);
+  ASSERT_TRUE(cache.derived.count("A"));
+  const Tensor A = cache.derived.at("A");
+  EXPECT_LE(rel_error(A, neg(exp(m.A_log.detach()))), 1e-15);
+  m.step(x.select(1, 4), cache);
+  EXPECT_EQ(cache.derived.at("A").raw_data(), A.raw_data());  // reused, not recomputed
+  // New weights, new sequence: prefill drops the old A, so the steps follow the new weights.
+  { m.A_log.detach().copy_(ssm::testing::random(m.A_log.shape(), DType::F64, 33)); }
+  const Tensor full = m.forward(x);
+  m.prefill(x.narrow(1, 0, 3), cache);
+  EXPECT_TRUE(cache.derived.empty());
+  for (int64_t l = 3; l < 6; ++l)
+    EXPECT_LE(rel_error(m.step(x.select(1, l), cache), full.select(1, l)), 1e-10) << l;
+}
+
 TEST(MambaMixer, GradcheckInputAndParameters) {
   Generator g(11);
   MambaMixer m(tiny_options(), g, DType::F64);

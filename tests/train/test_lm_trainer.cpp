@@ -192,6 +192,54 @@ TEST(LmTrainer, ResumedRunEqualsUninterruptedRun) {
   fs::remove_all(cut);
 }
 
+TEST(LmTrainer, InitFromStartsFromAnotherRunsWeights) {
+  const std::string first = fresh_dir("init_first"), second = fresh_dir("init_second"),
+                    fresh = fresh_dir("init_fresh");
+  ssm::train::train(tiny_mqar({"train.max_steps=6"}), first, false);
+  // A curriculum's next stage: longer sequences, weights from the first run. With a learning
+  // rate of 1e-30 the one step changes no float32 weight, so the checkpoint must equal the
+  // first run's exactly; the same run without init_from starts from its own random draw.
+  const std::vector<std::string> next = {"data.seq_len=32", "train.max_steps=1", "train.lr=1e-30",
+                                         "train.ssm_lr=1e-30", "train.warmup_steps=0"};
+  std::vector<std::string> with_init = next;
+  with_init.push_back("train.init_from=" + first);
+  ssm::train::train(tiny_mqar(with_init), second, false);
+  ssm::train::train(tiny_mqar(next), fresh, false);
+  const io::Checkpoint a = io::load_checkpoint(first), b = io::load_checkpoint(second),
+                       c = io::load_checkpoint(fresh);
+  int differ_from_fresh = 0;
+  for (const auto& [name, t] : a.model_state) {
+    EXPECT_EQ(t.to_vector(), b.model_state.at(name).to_vector()) << name;
+    differ_from_fresh += t.to_vector() != c.model_state.at(name).to_vector();
+  }
+  EXPECT_GT(differ_from_fresh, 0);
+  // The resolved config records the source run by its absolute path.
+  const RunConfig recorded = load_config(second + "/config.toml", {});
+  EXPECT_EQ(recorded.train.init_from, fs::absolute(first).lexically_normal().string());
+
+  // A directory without a checkpoint, and a run of another shape: one line naming the key,
+  // and for the shape the tensor and both shapes.
+  const std::string bad = fresh_dir("init_bad");
+  try {
+    ssm::train::train(tiny_mqar({"train.init_from=" + fresh_dir("nowhere")}), bad, false);
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'train.init_from'"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("holds no checkpoint"), std::string::npos) << e.what();
+  }
+  fs::remove_all(bad);
+  try {
+    ssm::train::train(tiny_mqar({"model.d_model=8", "train.init_from=" + first}), bad, false);
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("'train.init_from'"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("has shape"), std::string::npos) << msg;
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+  }
+  for (const auto& d : {first, second, fresh, bad}) fs::remove_all(d);
+}
+
 TEST(LmTrainer, TextRunReportsBitsPerByteAndLoadsBackAsALanguageModel) {
   // A text with structure to learn: words from a small set, separated by spaces.
   const std::string path = fresh_dir("text") + ".txt";

@@ -10,6 +10,7 @@
 // previous B·x term and a cumulative rotary angle. Names are the mixer's to choose; a state
 // file (ssm/io/state_file.h) stores them as they are.
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 
@@ -19,13 +20,21 @@ namespace ssm::nn {
 
 struct MixerCache {
   std::map<std::string, Tensor> tensors;  // by name, each with the batch as its first dim
+  // Values a mixer derives from its weights once per sequence instead of once per token
+  // (Mamba-1's A = −exp(A_log)). Not part of the state: state files leave them out and
+  // prefill() drops them. A cache belongs to the weights it was started under; after the
+  // weights change, start a new one (init_cache or prefill).
+  std::map<std::string, Tensor> derived;
 
   bool has(const std::string& name) const { return tensors.count(name) != 0; }
   // The named tensor; a missing name is an ssm::Error naming it.
   Tensor& at(const std::string& name);
   const Tensor& at(const std::string& name) const;
   void set(const std::string& name, Tensor value) { tensors[name] = std::move(value); }
-  // A deep copy (step() updates tensors in place).
+  // The derived value `name`, computed by `make` on first use.
+  const Tensor& derived_value(const std::string& name, const std::function<Tensor()>& make);
+  // A deep copy of the state (step() updates it in place); derived values are shared, being
+  // read-only.
   MixerCache clone() const;
 };
 

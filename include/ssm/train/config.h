@@ -85,6 +85,10 @@ struct TrainConfig {
   int64_t eval_every = 0;        // validate every N steps (0 = once per epoch)
   int64_t checkpoint_every = 0;  // checkpoint every N steps (0 = at each validation)
   int64_t eval_batch_size = 0;   // 0 = batch_size
+  // A run directory whose checkpoint's model weights start this run (fine-tuning, or a
+  // curriculum such as a shorter sequence length first); the optimizer and the step start
+  // afresh. Ignored on --resume, where the run's own checkpoint wins. "" = random init.
+  std::string init_from;
 };
 
 struct RunConfig {
