@@ -601,30 +601,46 @@ void step_channels(int64_t batch, int64_t dim, int64_t n_state, int64_t groups, 
   // A decode step is small (D·N updates per sequence): split it over the threads well below
   // the scan's threshold, or the other threads only wait while one thread works.
   constexpr int64_t kStepParallelThreshold = int64_t{1} << 12;
-#pragma omp parallel if (batch * dim * N > kStepParallelThreshold)
+  // Channels go in blocks whose Δ (softplus) and gate (SiLU) are computed first in vector
+  // loops: per channel these scalar transcendentals cost as much as the channel's N updates.
+  constexpr int64_t kBlock = 64;
+  const int64_t total = batch * dim, n_blocks = (total + kBlock - 1) / kBlock;
+#pragma omp parallel if (total * N > kStepParallelThreshold)
   {
     std::vector<T> scratch(kN > 0 ? 0 : N);
     alignas(64) T fixed[kN > 0 ? kN : 1];
     T* __restrict prod = kN > 0 ? fixed : scratch.data();  // C ⊙ h, summed per channel
+    alignas(64) T dts[kBlock], gates[kBlock];
 #pragma omp for schedule(static)
-    for (int64_t bd = 0; bd < batch * dim; ++bd) {
-      const int64_t b = bd / dim, d = bd % dim;
-      const int64_t bg = b * groups + d / per_group;
-      const T xv = px[bd];
-      T dt = pdt[bd] + (pbias ? pbias[d] : T(0));
-      if (dt_softplus) dt = vsoftplus(dt);
-      const T* __restrict Ad = pA + d * N;
-      const T* __restrict Bv = pB + bg * N;
-      const T* __restrict Cv = pC + bg * N;
-      T* __restrict h = ph + bd * N;
+    for (int64_t blk = 0; blk < n_blocks; ++blk) {
+      const int64_t begin = blk * kBlock, count = std::min(kBlock, total - begin);
+      for (int64_t i = 0; i < count; ++i)
+        dts[i] = pdt[begin + i] + (pbias ? pbias[(begin + i) % dim] : T(0));
+      if (dt_softplus) {
 #pragma omp simd
-      for (int64_t n = 0; n < N; ++n) {
-        const T hn = vexp(dt * Ad[n]) * h[n] + dt * xv * Bv[n];
-        h[n] = hn;
-        prod[n] = Cv[n] * hn;
+        for (int64_t i = 0; i < count; ++i) dts[i] = vsoftplus(dts[i]);
       }
-      const T acc = sum_values<T, kN>(prod, N) + (pskip ? pskip[d] : T(0)) * xv;
-      py[bd] = pz ? acc * pz[bd] * vsigmoid(pz[bd]) : acc;
+      if (pz) {
+#pragma omp simd
+        for (int64_t i = 0; i < count; ++i) gates[i] = pz[begin + i] * vsigmoid(pz[begin + i]);
+      }
+      for (int64_t i = 0; i < count; ++i) {
+        const int64_t bd = begin + i, b = bd / dim, d = bd % dim;
+        const int64_t bg = b * groups + d / per_group;
+        const T xv = px[bd], dt = dts[i];
+        const T* __restrict Ad = pA + d * N;
+        const T* __restrict Bv = pB + bg * N;
+        const T* __restrict Cv = pC + bg * N;
+        T* __restrict h = ph + bd * N;
+#pragma omp simd
+        for (int64_t n = 0; n < N; ++n) {
+          const T hn = vexp(dt * Ad[n]) * h[n] + dt * xv * Bv[n];
+          h[n] = hn;
+          prod[n] = Cv[n] * hn;
+        }
+        const T acc = sum_values<T, kN>(prod, N) + (pskip ? pskip[d] : T(0)) * xv;
+        py[bd] = pz ? acc * gates[i] : acc;
+      }
     }
   }
 }
