@@ -54,10 +54,14 @@ Tensor make_view(const Tensor& base, Shape shape, Shape strides, int64_t offset)
 template <typename F>
 auto dispatch_all(DType t, F&& f) {
   switch (t) {
-    case DType::F32: return f(float{});
-    case DType::F64: return f(double{});
-    case DType::I32: return f(int32_t{});
-    case DType::I64: return f(int64_t{});
+    case DType::F32:
+      return f(float{});
+    case DType::F64:
+      return f(double{});
+    case DType::I32:
+      return f(int32_t{});
+    case DType::I64:
+      return f(int64_t{});
   }
   return f(float{});
 }
@@ -76,13 +80,15 @@ Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
   return Tensor(impl);
 }
 
-Tensor Tensor::zeros(const Shape& shape, DType dtype) {
+Tensor Tensor::zeros(const Shape& shape, DType dtype, Device device) {
   Tensor t = empty(shape, dtype);
   std::memset(t.raw_data(), 0, t.numel() * dtype_size(dtype));
-  return t;
+  return device == Device::CPU ? t : t.to(device);  // a one-off upload (caches, not hot paths)
 }
 
-Tensor Tensor::ones(const Shape& shape, DType dtype) { return full(shape, 1.0, dtype); }
+Tensor Tensor::ones(const Shape& shape, DType dtype) {
+  return full(shape, 1.0, dtype);
+}
 
 Tensor Tensor::full(const Shape& shape, double value, DType dtype) {
   Tensor t = empty(shape, dtype);
@@ -103,8 +109,7 @@ Tensor Tensor::arange(int64_t n, DType dtype) {
 
 Tensor Tensor::from_vector(const std::vector<double>& values, const Shape& shape, DType dtype) {
   SSM_CHECK(static_cast<int64_t>(values.size()) == shape_numel(shape),
-            "Tensor::from_vector: {} values do not fill shape {}", values.size(),
-            shape_str(shape));
+            "Tensor::from_vector: {} values do not fill shape {}", values.size(), shape_str(shape));
   Tensor t = empty(shape, dtype);
   dispatch_all(dtype, [&](auto z) {
     using T = decltype(z);
@@ -116,7 +121,9 @@ Tensor Tensor::from_vector(const std::vector<double>& values, const Shape& shape
 }
 
 // ---------------------------------------------------------------- metadata
-int64_t Tensor::size(int64_t d) const { return shape()[wrap_dim(d, dim(), "Tensor::size")]; }
+int64_t Tensor::size(int64_t d) const {
+  return shape()[wrap_dim(d, dim(), "Tensor::size")];
+}
 int64_t Tensor::stride(int64_t d) const {
   return strides()[wrap_dim(d, dim(), "Tensor::stride")];
 }
@@ -136,8 +143,8 @@ double Tensor::at(const std::vector<int64_t>& index) const {
             index.size(), dim());
   int64_t off = 0;
   for (int64_t i = 0; i < dim(); ++i) {
-    SSM_CHECK(index[i] >= 0 && index[i] < shape()[i], "Tensor::at: index {} out of range for shape {}",
-              index[i], shape_str(shape()));
+    SSM_CHECK(index[i] >= 0 && index[i] < shape()[i],
+              "Tensor::at: index {} out of range for shape {}", index[i], shape_str(shape()));
     off += index[i] * strides()[i];
   }
   return dispatch_all(dtype(), [&](auto z) {
@@ -147,12 +154,12 @@ double Tensor::at(const std::vector<int64_t>& index) const {
 }
 
 void Tensor::set(const std::vector<int64_t>& index, double value) {
-  SSM_CHECK(static_cast<int64_t>(index.size()) == dim(), "Tensor::set: {} indices for a {}-d tensor",
-            index.size(), dim());
+  SSM_CHECK(static_cast<int64_t>(index.size()) == dim(),
+            "Tensor::set: {} indices for a {}-d tensor", index.size(), dim());
   int64_t off = 0;
   for (int64_t i = 0; i < dim(); ++i) {
-    SSM_CHECK(index[i] >= 0 && index[i] < shape()[i], "Tensor::set: index {} out of range for shape {}",
-              index[i], shape_str(shape()));
+    SSM_CHECK(index[i] >= 0 && index[i] < shape()[i],
+              "Tensor::set: index {} out of range for shape {}", index[i], shape_str(shape()));
     off += index[i] * strides()[i];
   }
   dispatch_all(dtype(), [&](auto z) {
@@ -164,6 +171,7 @@ void Tensor::set(const std::vector<int64_t>& index, double value) {
 
 double Tensor::item() const {
   SSM_CHECK(numel() == 1, "Tensor::item: expected one element, got shape {}", shape_str(shape()));
+  if (device() != Device::CPU) return detach().to(Device::CPU).item();
   return at(std::vector<int64_t>(dim(), 0));
 }
 
@@ -244,9 +252,8 @@ void Tensor::fill_(double value) {
 Tensor Tensor::clone() const {
   Tensor out = empty(shape(), dtype(), device());
   out.copy_(*this);
-  return record("clone", out, {*this}, [](const std::vector<Tensor>& g) {
-    return std::vector<Tensor>{g[0]};
-  });
+  return record("clone", out, {*this},
+                [](const std::vector<Tensor>& g) { return std::vector<Tensor>{g[0]}; });
 }
 
 Tensor Tensor::contiguous() const {
@@ -289,8 +296,9 @@ Tensor Tensor::view(const Shape& new_shape_in) const {
     }
   }
   if (infer >= 0) {
-    SSM_CHECK(known > 0 && numel() % known == 0, "view: cannot infer -1 in shape {} for {} elements",
-              shape_str(new_shape_in), numel());
+    SSM_CHECK(known > 0 && numel() % known == 0,
+              "view: cannot infer -1 in shape {} for {} elements", shape_str(new_shape_in),
+              numel());
     new_shape[infer] = numel() / known;
   }
   SSM_CHECK(shape_numel(new_shape) == numel(), "view: shape {} has {} elements, tensor {} has {}",
@@ -344,17 +352,18 @@ Tensor Tensor::narrow(int64_t d, int64_t start, int64_t length) const {
   Tensor out = make_view(*this, ns, strides(), offset() + start * strides()[d]);
   const Shape in_shape = shape();
   const DType dt = dtype();
-  return record("narrow", out, {*this}, [in_shape, dt, d, start, length](const std::vector<Tensor>& g) {
-    Tensor gi = Tensor::zeros(in_shape, dt);
-    gi.narrow(d, start, length).copy_(g[0]);
-    return std::vector<Tensor>{gi};
-  });
+  return record("narrow", out, {*this},
+                [in_shape, dt, d, start, length](const std::vector<Tensor>& g) {
+                  Tensor gi = Tensor::zeros(in_shape, dt);
+                  gi.narrow(d, start, length).copy_(g[0]);
+                  return std::vector<Tensor>{gi};
+                });
 }
 
 Tensor Tensor::select(int64_t d, int64_t index) const {
   d = wrap_dim(d, dim(), "select");
-  SSM_CHECK(index >= 0 && index < shape()[d], "select: index {} out of range for dimension {} of size {}",
-            index, d, shape()[d]);
+  SSM_CHECK(index >= 0 && index < shape()[d],
+            "select: index {} out of range for dimension {} of size {}", index, d, shape()[d]);
   return narrow(d, index, 1).squeeze(d);
 }
 
@@ -364,9 +373,8 @@ Tensor Tensor::flip(int64_t d) const {
   nst[d] = -nst[d];
   const int64_t start = shape()[d] > 0 ? offset() + (shape()[d] - 1) * strides()[d] : offset();
   Tensor out = make_view(*this, shape(), nst, start);
-  return record("flip", out, {*this}, [d](const std::vector<Tensor>& g) {
-    return std::vector<Tensor>{g[0].flip(d)};
-  });
+  return record("flip", out, {*this},
+                [d](const std::vector<Tensor>& g) { return std::vector<Tensor>{g[0].flip(d)}; });
 }
 
 Tensor Tensor::unsqueeze(int64_t d) const {
@@ -410,17 +418,23 @@ Tensor Tensor::expand(const Shape& target) const {
 
 // ---------------------------------------------------------------- autograd
 Tensor& Tensor::requires_grad_(bool on) {
-  SSM_CHECK(!on || is_floating(dtype()), "requires_grad_: only float tensors can require grad, got {}",
-            dtype_name(dtype()));
+  SSM_CHECK(!on || is_floating(dtype()),
+            "requires_grad_: only float tensors can require grad, got {}", dtype_name(dtype()));
   impl().requires_grad = on;
   return *this;
 }
 
-Tensor Tensor::grad() const { return impl().grad ? Tensor(impl().grad) : Tensor(); }
+Tensor Tensor::grad() const {
+  return impl().grad ? Tensor(impl().grad) : Tensor();
+}
 
-void Tensor::set_grad(const Tensor& g) { impl().grad = g.defined() ? g.impl_shared() : nullptr; }
+void Tensor::set_grad(const Tensor& g) {
+  impl().grad = g.defined() ? g.impl_shared() : nullptr;
+}
 
-void Tensor::zero_grad() { impl().grad = nullptr; }
+void Tensor::zero_grad() {
+  impl().grad = nullptr;
+}
 
 Tensor Tensor::detach() const {
   return make_view(*this, shape(), strides(), offset());

@@ -99,7 +99,7 @@ GenerateResult generate(const nn::MambaLM& model, const std::vector<int64_t>& pr
   result.prompt_tokens_per_s = fed / std::max(prompt_s, 1e-9);
 
   for (int64_t i = 0; i < options.max_new_tokens; ++i) {
-    const int64_t next = sample_token(logits.select(0, 0), options.sampling, gen);
+    const int64_t next = sample_token(logits.select(0, 0).to(Device::CPU), options.sampling, gen);
     result.ids.push_back(next);
     if (on_token && !on_token(next)) break;
     if (next == options.eos_id || i + 1 == options.max_new_tokens) break;

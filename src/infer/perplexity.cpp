@@ -13,7 +13,7 @@ namespace {
 // double with the max subtracted.
 double window_nll_sum(const Tensor& logits_any, const std::vector<int64_t>& ids, int64_t count,
                       int64_t n) {
-  const Tensor logits = logits_any.to(DType::F64).contiguous();  // (count, n, V)
+  const Tensor logits = logits_any.to(Device::CPU).to(DType::F64).contiguous();  // (count, n, V)
   const int64_t V = logits.size(2);
   const double* p = logits.data<double>();
   double total = 0;

@@ -73,8 +73,10 @@ Tensor MambaMixer::prefill(const Tensor& x, MambaCache& cache) const {
 MambaCache MambaMixer::init_cache(int64_t batch) const {
   SSM_CHECK(batch > 0, "MambaMixer.init_cache: batch expected > 0, got {}", batch);
   MambaCache cache;
-  cache.set("conv_state", Tensor::zeros({batch, options.d_inner(), options.d_conv - 1}, dtype()));
-  cache.set("ssm_state", Tensor::zeros({batch, options.d_inner(), options.d_state}, dtype()));
+  cache.set("conv_state",
+            Tensor::zeros({batch, options.d_inner(), options.d_conv - 1}, dtype(), A_log.device()));
+  cache.set("ssm_state",
+            Tensor::zeros({batch, options.d_inner(), options.d_state}, dtype(), A_log.device()));
   return cache;
 }
 
@@ -109,7 +111,7 @@ Tensor MambaMixer::run(const Tensor& x, MambaCache* cache) const {
   if (cache) {
     // The conv state holds the last K − 1 conv inputs, zeros where the sequence was shorter.
     const Tensor raw = x_in.detach();
-    Tensor conv_state = Tensor::zeros({batch, Di, K - 1}, dtype());
+    Tensor conv_state = Tensor::zeros({batch, Di, K - 1}, dtype(), A_log.device());
     const int64_t kept = std::min(L, K - 1);
     conv_state.narrow(2, K - 1 - kept, kept).copy_(raw.narrow(2, L - kept, kept));
     cache->tensors.clear();

@@ -90,8 +90,10 @@ MixerCache Mamba2Mixer::init_cache(int64_t batch) const {
   SSM_CHECK(batch > 0, "Mamba2Mixer.init_cache: batch expected > 0, got {}", batch);
   const auto& o = options;
   MixerCache cache;
-  cache.set("conv_state", Tensor::zeros({batch, o.conv_dim(), o.d_conv - 1}, dtype()));
-  cache.set("ssm_state", Tensor::zeros({batch, o.n_heads(), o.head_dim, o.d_state}, dtype()));
+  cache.set("conv_state",
+            Tensor::zeros({batch, o.conv_dim(), o.d_conv - 1}, dtype(), A_log.device()));
+  cache.set("ssm_state",
+            Tensor::zeros({batch, o.n_heads(), o.head_dim, o.d_state}, dtype(), A_log.device()));
   return cache;
 }
 
@@ -123,7 +125,7 @@ Tensor Mamba2Mixer::run(const Tensor& x, MixerCache* cache) const {
 
   if (cache) {
     // The last K − 1 conv inputs, zeros where the sequence was shorter.
-    Tensor conv_state = Tensor::zeros({batch, Cd, K - 1}, dtype());
+    Tensor conv_state = Tensor::zeros({batch, Cd, K - 1}, dtype(), A_log.device());
     const int64_t kept = std::min(L, K - 1);
     conv_state.narrow(2, K - 1 - kept, kept).copy_(xbc_raw.detach().narrow(2, L - kept, kept));
     cache->tensors.clear();

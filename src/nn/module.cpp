@@ -45,7 +45,8 @@ std::map<std::string, Tensor> Module::state_dict() const {
     auto [prefix, m] = stack.back();
     stack.pop_back();
     for (const auto& b : m->buffers_) out[join(prefix, b->name)] = b->tensor;
-    for (const auto& [name, child] : m->children_) stack.emplace_back(join(prefix, name), child.get());
+    for (const auto& [name, child] : m->children_)
+      stack.emplace_back(join(prefix, name), child.get());
   }
   return out;
 }
@@ -61,6 +62,18 @@ void Module::load_state_dict(const std::map<std::string, Tensor>& state) {
               "load_state_dict: tensor '{}' has shape {}, the model expects {}", name,
               shape_str(it->second.shape()), shape_str(dst.shape()));
     dst.copy_(it->second);
+  }
+}
+
+void Module::to(Device device) {
+  for (auto& [name, t] : state_dict()) {
+    if (!t.defined() || t.device() == device) continue;
+    const Tensor moved = t.detach().contiguous().to(device);
+    TensorImpl& impl = *t.impl_ptr();
+    impl.storage = moved.storage();
+    impl.offset = moved.offset();
+    impl.strides = moved.strides();
+    impl.grad.reset();
   }
 }
 

@@ -111,6 +111,7 @@ Registry registry(RunConfig& c) {
   t["checkpoint_every"] = field(c.train.checkpoint_every, "checkpoint_every");
   t["eval_batch_size"] = field(c.train.eval_batch_size, "eval_batch_size");
   t["init_from"] = field(c.train.init_from, "init_from");
+  t["device"] = field(c.train.device, "device");
   return r;
 }
 
@@ -253,6 +254,12 @@ void validate(const RunConfig& c) {
               "sequence classification (leave model.arch out and choose model.layer)",
               m.arch, d.dataset);
   }
+  one_of(c.train.device, {"cpu", "cuda"}, "train.device");
+  if (c.train.device == "cuda")
+    SSM_CHECK(m.arch == "mamba1" || m.arch == "mamba2",
+              "config: 'train.device' = 'cuda' runs the language models of model.arch mamba1 and "
+              "mamba2; {} has no CUDA kernels yet (use train.device = 'cpu')",
+              m.arch.empty() ? "model.layer '" + m.layer + "'" : "model.arch '" + m.arch + "'");
   positive(m.d_model, "model.d_model");
   positive(m.d_state, "model.d_state");
   positive(m.n_layers, "model.n_layers");

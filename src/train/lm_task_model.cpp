@@ -26,7 +26,9 @@ Tensor hidden_states(const nn::MambaLM& m, const Tensor& ids) {
 Tensor recurrent_logits(const nn::MambaLM& m, const Tensor& ids) {
   NoGradGuard no_grad;
   const int64_t B = ids.size(0), L = ids.size(1);
-  Tensor out = Tensor::empty({B, L, m.config.vocab_size}, m.dtype());
+  // Token ids stay on the CPU (embedding reads them from either device); logits stay with
+  // the model.
+  Tensor out = Tensor::empty({B, L, m.config.vocab_size}, m.dtype(), m.output_weight().device());
   nn::MambaLMCache cache = m.init_cache(B);
   for (int64_t l = 0; l < L; ++l)
     out.select(1, l).copy_(m.step(ids.select(1, l).contiguous(), cache));
@@ -108,7 +110,7 @@ BatchResult LanguageModelTaskModel::run(const data::Batch& b, bool recurrent) {
   r.examples = B;
   r.targets = R;
   // Argmax per row; an example is solved when all its rows are.
-  const Tensor lc = logits.detach().to(DType::F32).contiguous();
+  const Tensor lc = logits.detach().to(Device::CPU).to(DType::F32).contiguous();
   const float* p = lc.data<float>();
   std::vector<char> example_wrong(static_cast<size_t>(B), 0);
   for (int64_t i = 0; i < R; ++i) {

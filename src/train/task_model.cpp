@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "ssm/core/cuda.h"
 #include "ssm/io/checkpoint.h"
 
 namespace ssm::train {
@@ -41,11 +42,25 @@ RunConfig resolve_config(const RunConfig& config, const TaskData& task) {
   return r;
 }
 
+Device config_device(const TrainConfig& t) {
+  if (t.device != "cuda") return Device::CPU;
+  SSM_CHECK(cuda::available(), "config: 'train.device' = 'cuda', but {}",
+            cuda::built() ? "this machine has no usable CUDA device"
+                          : "this build has no CUDA backend (configure with -DSSM_CUDA=ON)");
+  return Device::CUDA;
+}
+
 std::unique_ptr<TaskModel> make_task_model(const RunConfig& resolved) {
   const auto seed = static_cast<uint64_t>(resolved.train.seed);
+  const Device device = config_device(resolved.train);  // checked before the model is built
+  std::unique_ptr<TaskModel> model;
   if (!resolved.model.arch.empty())
-    return std::make_unique<LanguageModelTaskModel>(resolved.model, seed);
-  return std::make_unique<ClassifierTaskModel>(resolved.model, seed);
+    model = std::make_unique<LanguageModelTaskModel>(resolved.model, seed);
+  else
+    model = std::make_unique<ClassifierTaskModel>(resolved.model, seed);
+  // Initialised on the CPU (the same draws on either device), then moved.
+  model->module().to(device);
+  return model;
 }
 
 bool is_run_dir(const std::string& dir) {

@@ -60,6 +60,13 @@ std::string summary(const EvalResult& r) {
   return s;
 }
 
+// The tensors of a state dict as CPU tensors (a checkpoint file is written from host memory).
+std::map<std::string, Tensor> on_cpu(std::map<std::string, Tensor> state) {
+  for (auto& [name, t] : state)
+    if (t.defined()) t = t.detach().to(Device::CPU);
+  return state;
+}
+
 // Copies the model weights of the run in `dir` into `module` (same architecture and shapes:
 // load_state_dict names the first tensor that differs).
 void init_weights_from(nn::Module& module, const std::string& dir) {
@@ -164,7 +171,8 @@ TrainResult train(const RunConfig& config, const std::string& run_dir, bool resu
   auto save = [&](int64_t at_step) {
     last_saved = at_step;
     nlohmann::json meta = {{"step", at_step}, {"config", config_to_toml(resolved)}};
-    io::save_checkpoint(ckpt_dir, module.state_dict(), opt.state_dict(), meta.dump());
+    io::save_checkpoint(ckpt_dir, on_cpu(module.state_dict()), on_cpu(opt.state_dict()),
+                        meta.dump());
   };
 
   TrainResult result;

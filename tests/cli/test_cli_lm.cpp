@@ -12,6 +12,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "ssm/core/cuda.h"
 #include "ssm/infer/perplexity.h"
 #include "ssm/io/safetensors.h"
 #include "support/testing.h"
@@ -262,4 +263,17 @@ TEST_F(CliLm, PerplexityErrorsAreOneLine) {
   EXPECT_EQ(json::parse(whole.out)["tokens"].get<int>(), 19);
   // A run of a synthetic task has no text to read.
   expect_error(run_cli("generate " + (dir_ / "nope").string() + " --prompt x"), "nope");
+  // --device: cpu or cuda; cuda where there is none says so (on a GPU machine it runs).
+  expect_error(run_cli("generate " + run.string() + " --prompt x --device tpu"), "--device");
+  if (!ssm::cuda::available()) {
+    expect_error(run_cli("generate " + run.string() + " --prompt x --device cuda"), "cuda");
+    expect_error(run_cli("perplexity " + run.string() + " " + (dir_ / "short.txt").string() +
+                         " --device cuda"),
+                 "cuda");
+    expect_error(run_cli("eval " + run.string() + " --device cuda"), "train.device");
+  }
+  const CliResult on_cpu = run_cli("perplexity " + run.string() + " " +
+                                   (dir_ / "short.txt").string() + " --device cpu --json");
+  ASSERT_EQ(on_cpu.code, 0) << on_cpu.err;
+  EXPECT_EQ(json::parse(on_cpu.out)["perplexity"], json::parse(whole.out)["perplexity"]);
 }

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "ssm/core/cuda.h"
 #include "ssm/core/threads.h"
 #include "ssm/data/token_task.h"
 #include "ssm/io/checkpoint.h"
@@ -95,6 +96,17 @@ TEST(LmConfig, TaskDefaultsAndKeysAreChecked) {
   EXPECT_SSM_ERROR(parse_config(base, {"model.arch=mamba1", "data.train_size=0"}, "x"),
                    "data.train_size");
   EXPECT_SSM_ERROR(parse_config(base, {"model.arch=mamba1", "data.bogus=1"}, "x"), "data.bogus");
+  // train.device: cpu or cuda, and cuda only for the models with CUDA kernels.
+  EXPECT_SSM_ERROR(parse_config(base, {"model.arch=mamba1", "train.device=gpu"}, "x"),
+                   "train.device", "gpu");
+  EXPECT_SSM_ERROR(parse_config(base, {"model.arch=mamba3", "train.device=cuda"}, "x"),
+                   "train.device", "mamba3");
+  EXPECT_SSM_ERROR(parse_config("[data]\ndataset = \"mnist\"\n", {"train.device=cuda"}, "x"),
+                   "train.device", "s4d");
+  if (!cuda::available()) {  // a machine without a GPU says so when the run starts
+    const RunConfig c = tiny_mqar({"train.device=cuda"});
+    EXPECT_SSM_ERROR(ssm::train::train(c, fresh_dir("nocuda"), false), "train.device", "cuda");
+  }
   EXPECT_SSM_ERROR(parse_config("[data]\ndataset = \"text\"\n", {"model.arch=mamba1"}, "x"),
                    "data.path");
   EXPECT_SSM_ERROR(

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "device_option.h"
 #include "ssm/io/checkpoint.h"
 #include "ssm/train/trainer.h"
 #include "validators.h"
@@ -11,7 +12,7 @@ namespace ssm::cli {
 
 void register_eval(CLI::App& app, GlobalOptions& g) {
   struct Args {
-    std::string run_dir, split = "test", mode = "conv";
+    std::string run_dir, split = "test", mode = "conv", device;
     int64_t limit = 0, batch_size = 0;
     std::vector<std::string> sets;
     bool json = false;
@@ -29,10 +30,13 @@ void register_eval(CLI::App& app, GlobalOptions& g) {
   cmd->add_option("--set", a->sets,
                   "Override a value of the run's config, e.g. data.eval_length=16384 (repeatable)")
       ->allow_extra_args(false);
+  add_device_option(cmd, a->device)->description("cpu or cuda (default: the run's train.device)");
   cmd->add_flag("--json", a->json, "Print one JSON object on stdout");
   cmd->callback([&g, a] {
     apply_globals(g);
-    train::RunConfig c = train::load_config(a->run_dir + "/config.toml", a->sets);
+    std::vector<std::string> sets = a->sets;
+    if (!a->device.empty()) sets.push_back("train.device=" + a->device);
+    train::RunConfig c = train::load_config(a->run_dir + "/config.toml", sets);
     if (a->limit > 0) {
       if (a->split == "test") c.data.test_limit = a->limit;
     }

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "commands.h"
+#include "device_option.h"
 #include "language_model.h"
 #include "ssm/core/error.h"
 #include "ssm/infer/generate.h"
@@ -29,6 +30,7 @@ struct GenerateCliOptions {
   uint64_t seed = 0;
   bool json = false;
   std::string save_state, load_state;
+  std::string device = "cpu";
 };
 
 }  // namespace
@@ -48,6 +50,7 @@ void register_generate(CLI::App& app, GlobalOptions& g) {
   cmd->add_option("--top-p", opt->top_p, "Nucleus sampling mass (1 = all)");
   cmd->add_option("--seed", opt->seed, "Sampling seed");
   cmd->add_flag("--json", opt->json, "Print one JSON object on stdout instead of streaming");
+  add_device_option(cmd, opt->device);
   cmd->add_option("--save-state", opt->save_state,
                   "After generating, save the decode state (prompt + generated text) to FILE");
   cmd->add_option("--load-state", opt->load_state,
@@ -56,7 +59,8 @@ void register_generate(CLI::App& app, GlobalOptions& g) {
   cmd->callback([&g, opt] {
     apply_globals(g);
     SSM_CHECK(opt->n > 0, "generate: -n expected > 0, got {}", opt->n);
-    const LanguageModel lm = LanguageModel::load(opt->model_dir, "generate");
+    const LanguageModel lm =
+        LanguageModel::load(opt->model_dir, "generate", resolve_device(opt->device, "generate"));
     const std::vector<int64_t> prompt = lm.encode(opt->prompt);
     SSM_CHECK(!prompt.empty() || !opt->load_state.empty(),
               "generate: --prompt encodes to no tokens; give some text");

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "commands.h"
+#include "device_option.h"
 #include "language_model.h"
 #include "ssm/core/error.h"
 #include "ssm/infer/perplexity.h"
@@ -19,7 +20,7 @@ namespace ssm::cli {
 
 void register_perplexity(CLI::App& app, GlobalOptions& g) {
   struct Args {
-    std::string model_dir, text_file;
+    std::string model_dir, text_file, device = "cpu";
     int64_t ctx = 0;
     int64_t batch = 8;
     bool json = false;
@@ -34,6 +35,7 @@ void register_perplexity(CLI::App& app, GlobalOptions& g) {
       "--ctx", a->ctx, "Window length in tokens (default 1024, or the whole text when shorter)");
   cmd->add_option("--batch-size", a->batch, "Windows run together (speed only)")
       ->check(kPositiveInteger);
+  add_device_option(cmd, a->device);
   cmd->add_flag("--json", a->json, "Print one JSON object on stdout");
   cmd->callback([&g, a, ctx_option] {
     apply_globals(g);
@@ -43,7 +45,8 @@ void register_perplexity(CLI::App& app, GlobalOptions& g) {
     SSM_CHECK(in.good(), "perplexity: cannot open text file '{}'", a->text_file);
     std::ostringstream text;
     text << in.rdbuf();
-    const LanguageModel lm = LanguageModel::load(a->model_dir, "perplexity");
+    const LanguageModel lm =
+        LanguageModel::load(a->model_dir, "perplexity", resolve_device(a->device, "perplexity"));
     const std::vector<int64_t> tokens = lm.encode(text.str());
     SSM_CHECK(tokens.size() >= 2, "perplexity: '{}' holds {} token(s); at least 2 are needed",
               a->text_file, tokens.size());

@@ -10,7 +10,20 @@ namespace ssm::cli {
 
 namespace fs = std::filesystem;
 
-LanguageModel LanguageModel::load(const std::string& dir, const char* command) {
+LanguageModel LanguageModel::load(const std::string& dir, const char* command, Device device) {
+  LanguageModel lm = load_on_cpu(dir, command);
+  if (device != Device::CPU) {
+    const std::string& arch = lm.model_->config.arch;
+    SSM_CHECK(arch == "mamba1" || arch == "mamba2",
+              "{}: --device cuda runs mamba1 and mamba2 models; '{}' is {}, which has no CUDA "
+              "kernels yet",
+              command, dir, arch);
+    lm.model_->to(device);
+  }
+  return lm;
+}
+
+LanguageModel LanguageModel::load_on_cpu(const std::string& dir, const char* command) {
   SSM_CHECK(fs::is_directory(dir), "{}: '{}' is not a directory", command, dir);
   LanguageModel lm;
   if (!fs::exists(fs::path(dir) / "config.json") && train::is_run_dir(dir)) {

@@ -13,8 +13,9 @@ namespace ssm::cli {
 
 class LanguageModel {
  public:
-  // `command` names the subcommand in errors.
-  static LanguageModel load(const std::string& dir, const char* command);
+  // `command` names the subcommand in errors; the weights end up on `device`.
+  static LanguageModel load(const std::string& dir, const char* command,
+                            Device device = Device::CPU);
 
   std::vector<int64_t> encode(const std::string& text) const;
   std::string decode(const std::vector<int64_t>& ids) const;
@@ -22,6 +23,8 @@ class LanguageModel {
   bool byte_level() const { return !tokenizer_; }
 
  private:
+  static LanguageModel load_on_cpu(const std::string& dir, const char* command);
+
   std::shared_ptr<nn::MambaLM> model_;
   std::shared_ptr<io::Tokenizer> tokenizer_;  // null: bytes
 };

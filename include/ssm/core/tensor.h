@@ -48,7 +48,7 @@ class Tensor {
 
   // ---- factories (CPU) ----
   static Tensor empty(const Shape& shape, DType dtype = DType::F32, Device device = Device::CPU);
-  static Tensor zeros(const Shape& shape, DType dtype = DType::F32);
+  static Tensor zeros(const Shape& shape, DType dtype = DType::F32, Device device = Device::CPU);
   static Tensor ones(const Shape& shape, DType dtype = DType::F32);
   static Tensor full(const Shape& shape, double value, DType dtype = DType::F32);
   static Tensor scalar(double value, DType dtype = DType::F32) { return full({}, value, dtype); }
@@ -123,12 +123,12 @@ class Tensor {
   Tensor expand(const Shape& shape) const;          // size-1 dims broadcast with stride 0
   Tensor unsqueeze(int64_t dim) const;
   Tensor squeeze(int64_t dim) const;
-  Tensor flip(int64_t dim) const;                   // reversed along dim (negative stride)
+  Tensor flip(int64_t dim) const;  // reversed along dim (negative stride)
   Tensor flatten() const { return reshape({numel()}); }
 
   // ---- copies ----
-  Tensor contiguous() const;  // itself when already contiguous; differentiable
-  Tensor clone() const;       // always a fresh contiguous copy; differentiable
+  Tensor contiguous() const;     // itself when already contiguous; differentiable
+  Tensor clone() const;          // always a fresh contiguous copy; differentiable
   Tensor to(DType dtype) const;  // differentiable between float types
   // A contiguous copy on `device` (itself when already there); differentiable.
   Tensor to(Device device) const;

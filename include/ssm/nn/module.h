@@ -12,9 +12,9 @@ namespace ssm::nn {
 
 // How the optimizer should treat a parameter (DESIGN §2 optim).
 enum class ParamKind {
-  Weight,  // weight decay on, base lr
-  NoDecay, // biases, norm weights, embeddings: no weight decay, base lr
-  SSM,     // SSM dynamics (A, Δ, B of LTI layers; A_log, D, dt bias of Mamba): own lr, no decay
+  Weight,   // weight decay on, base lr
+  NoDecay,  // biases, norm weights, embeddings: no weight decay, base lr
+  SSM,      // SSM dynamics (A, Δ, B of LTI layers; A_log, D, dt bias of Mamba): own lr, no decay
 };
 
 struct NamedParameter {
@@ -36,6 +36,10 @@ class Module {
   // (the error names the tensor and both shapes). Missing or extra names are errors.
   void load_state_dict(const std::map<std::string, Tensor>& state);
   int64_t num_parameters() const;
+  // Moves every parameter and buffer to `device` in place: the tensors keep their identity
+  // (members, optimizer slots and the returned references all see the new storage), and
+  // gradients are dropped. Build the optimizer after moving the model.
+  void to(Device device);
 
   void train(bool on = true);
   void eval() { train(false); }
@@ -43,7 +47,8 @@ class Module {
   void zero_grad();
 
  protected:
-  Tensor& register_parameter(const std::string& name, Tensor value, ParamKind kind = ParamKind::Weight);
+  Tensor& register_parameter(const std::string& name, Tensor value,
+                             ParamKind kind = ParamKind::Weight);
   Tensor& register_buffer(const std::string& name, Tensor value);
   template <class M>
   std::shared_ptr<M> register_module(const std::string& name, std::shared_ptr<M> m) {

@@ -89,6 +89,9 @@ struct TrainConfig {
   // curriculum such as a shorter sequence length first); the optimizer and the step start
   // afresh. Ignored on --resume, where the run's own checkpoint wins. "" = random init.
   std::string init_from;
+  // Where the model trains and evaluates: "cpu", or "cuda" (the language-model tasks of
+  // model.arch mamba1 and mamba2, whose every op has a CUDA kernel).
+  std::string device = "cpu";
 };
 
 struct RunConfig {
