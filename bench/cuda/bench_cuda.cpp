@@ -1,11 +1,15 @@
-// CUDA benchmarks: the device's copy bandwidth (the memory-bound ceiling), then the selective
-// scan forward and backward at Mamba-1 sizes and SSD (Mamba-2) forward and backward at Mamba-2
-// sizes, each against the bytes it must move at least.
+// CUDA benchmarks: the device's copy bandwidth (the memory-bound ceiling) and cuBLAS GEMM rate
+// (the compute-bound one: float32, and TF32 with SSM_CUDA_TF32=1, through matmul), linear forward
+// + backward at a Mamba in_proj size, then the selective scan forward and backward at Mamba-1
+// sizes and SSD (Mamba-2) forward and backward at Mamba-2 sizes, each against the bytes it must
+// move at least.
 //
-//   ssm_bench_cuda [--reps 10] [--lengths 2048,4096,8192,16384] [--ops scan,ssd]
+//   ssm_bench_cuda [--reps 10] [--lengths 2048,4096,8192,16384] [--ops gemm,scan,ssd]
+//                  [--gemm-size 8192]
 //
-// Times are medians over --reps runs, each bracketed by stream synchronisations and read off the
-// host clock after two warm-up runs. Inputs are fresh random normals (never zeros).
+// Times are medians over --reps runs (the GEMM rows: mean ± std over max(--reps, 5) runs), each
+// bracketed by stream synchronisations and read off the host clock after two warm-up runs.
+// Inputs are fresh random normals (never zeros).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -14,12 +18,14 @@
 #include <cstring>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "ssm/autograd/node.h"
 #include "ssm/core/cuda.h"
 #include "ssm/core/rng.h"
 #include "ssm/kernels/selective_scan.h"
+#include "ssm/ops/linear.h"
 #include "ssm/ops/ssd.h"
 
 using namespace ssm;
@@ -40,6 +46,25 @@ double median_ms(int reps, const std::function<void()>& run) {
   }
   std::sort(ms.begin(), ms.end());
   return ms[ms.size() / 2];
+}
+
+// Mean and sample standard deviation of `reps` timed runs (ms), after two warm-up runs.
+std::pair<double, double> mean_std_ms(int reps, const std::function<void()>& run) {
+  for (int i = 0; i < 2; ++i) run();
+  cuda::synchronize();
+  std::vector<double> ms;
+  for (int i = 0; i < reps; ++i) {
+    cuda::synchronize();
+    const auto t0 = std::chrono::steady_clock::now();
+    run();
+    cuda::synchronize();
+    ms.push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  double mean = 0, var = 0;
+  for (double v : ms) mean += v / ms.size();
+  for (double v : ms) var += (v - mean) * (v - mean) / std::max<size_t>(ms.size() - 1, 1);
+  return {mean, std::sqrt(var)};
 }
 
 Tensor device_randn(const Shape& shape, Generator& g, double scale = 1, double shift = 0) {
@@ -104,12 +129,60 @@ void bench_ssd(int reps, const std::vector<int64_t>& lengths, double copy_gbs) {
   }
 }
 
+// The GEMM ceiling: matmul of two (n, n) float32 matrices (one cuBLAS GEMM, 2n³ flops), exact
+// float32 and TF32; then linear forward + backward at a Mamba in_proj size (three GEMMs, 6·R·in·out
+// flops, plus the bias add and its column sum), float32. GFLOP/s as mean ± std over the runs.
+void bench_gemm(int reps, int64_t n) {
+  reps = std::max(reps, 5);
+  Generator g(777);
+  std::printf("| ceiling | M×N×K | ms | GFLOP/s |\n|---|---|---|---|\n");
+  {
+    const Tensor a = device_randn({n, n}, g), b = device_randn({n, n}, g);
+    for (bool tf32 : {false, true}) {
+      if (tf32) setenv("SSM_CUDA_TF32", "1", 1);
+      const auto [mean, sd] = mean_std_ms(reps, [&] {
+        NoGradGuard no_grad;
+        (void)matmul(a, b);
+      });
+      if (tf32) unsetenv("SSM_CUDA_TF32");
+      const double flops = 2.0 * n * n * n;
+      // The std of a rate from the std of its time (first order: rate · sd / mean).
+      const double rate = flops / (mean * 1e-3) / 1e9;
+      std::printf("| cuBLAS GEMM %s | %lld³ | %.3f ± %.3f | %.0f ± %.0f |\n", tf32 ? "tf32" : "f32",
+                  (long long)n, mean, sd, rate, rate * sd / mean);
+      std::fflush(stdout);
+    }
+  }
+  cuda::empty_cache();
+  const int64_t rows = 8 * 2048, in = 768, out = 2 * 1536;
+  Tensor x = device_randn({8, 2048, in}, g).requires_grad_();
+  Tensor w = device_randn({out, in}, g, 0.03).requires_grad_();
+  Tensor bias = device_randn({out}, g).requires_grad_();
+  const Tensor dy = device_randn({8, 2048, out}, g);
+  const auto [mean, sd] = mean_std_ms(reps, [&] {
+    Tensor y = linear(x, w, bias);
+    y.backward(dy);
+    x.zero_grad();
+    w.zero_grad();
+    bias.zero_grad();
+  });
+  const double rate = 6.0 * rows * in * out / (mean * 1e-3) / 1e9;
+  std::printf(
+      "| linear f32 fwd+bwd (8, 2048, %lld) → %lld | %lld×%lld×%lld ×3 | %.3f ± %.3f | "
+      "%.0f ± %.0f |\n\n",
+      (long long)in, (long long)out, (long long)rows, (long long)out, (long long)in, mean, sd, rate,
+      rate * sd / mean);
+  std::fflush(stdout);
+  cuda::empty_cache();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   int reps = 10;
   std::vector<int64_t> lengths = {2048, 4096, 8192, 16384};
-  std::string ops = "scan,ssd";
+  std::string ops = "gemm,scan,ssd";
+  int64_t gemm_size = 8192;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--reps") && i + 1 < argc) reps = std::atoi(argv[++i]);
     if (!std::strcmp(argv[i], "--lengths") && i + 1 < argc) {
@@ -118,6 +191,7 @@ int main(int argc, char** argv) {
         lengths.push_back(std::atoll(tok));
     }
     if (!std::strcmp(argv[i], "--ops") && i + 1 < argc) ops = argv[++i];
+    if (!std::strcmp(argv[i], "--gemm-size") && i + 1 < argc) gemm_size = std::atoll(argv[++i]);
   }
   if (!cuda::available()) {
     std::printf("no CUDA device\n");
@@ -138,6 +212,7 @@ int main(int argc, char** argv) {
   dst = Tensor();
   cuda::empty_cache();
 
+  if (ops.find("gemm") != std::string::npos) bench_gemm(reps, gemm_size);
   if (ops.find("ssd") != std::string::npos) bench_ssd(reps, lengths, copy_gbs);
   if (ops.find("scan") == std::string::npos) return 0;
   // Selective scan at (B = 8, D = 2048, N = 16, G = 1), f32, with D, z, delta_bias, softplus.

@@ -1,4 +1,5 @@
-// embedding: a row gather forward, a scatter-add backward into the weight.
+// embedding: a row gather forward, a scatter-add backward into the weight. A weight on the GPU
+// goes to ops/cuda_embedding.cpp (ids on either device).
 #include "ssm/ops/embedding.h"
 
 #include <omp.h>
@@ -6,6 +7,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "ops/cuda_embedding.h"
 #include "ssm/autograd/node.h"
 
 namespace ssm {
@@ -44,6 +46,12 @@ void scatter_add_rows(const T* grad_out, const I* ids, T* grad_weight, int64_t n
 
 }  // namespace
 
+void embedding_bad_id(int64_t id, int64_t index, int64_t V) {
+  SSM_FAIL(
+      "embedding: argument 'ids' holds id {} at index {}, expected a value in [0, {}) (V = {})", id,
+      index, V, V);
+}
+
 Tensor embedding(const Tensor& ids, const Tensor& weight) {
   SSM_CHECK(ids.defined() && weight.defined(),
             "embedding: arguments 'ids' and 'weight' must be defined");
@@ -55,15 +63,18 @@ Tensor embedding(const Tensor& ids, const Tensor& weight) {
   SSM_CHECK(weight.dim() == 2, "embedding: argument 'weight' expected shape (V, D), got {}",
             shape_str(weight.shape()));
   const int64_t V = weight.size(0), D = weight.size(1), n = ids.numel();
+  SSM_CHECK(weight.device() == Device::CUDA || ids.device() == Device::CPU,
+            "embedding: argument 'ids' expected a cpu tensor (like weight), got {}",
+            device_name(ids.device()));
   const Tensor idc = ids.contiguous();
-  SSM_DISPATCH_INDEX(idc.dtype(), "embedding", [&] {
-    const index_t* p = idc.data<index_t>();
-    for (int64_t i = 0; i < n; ++i)
-      SSM_CHECK(p[i] >= 0 && static_cast<int64_t>(p[i]) < V,
-                "embedding: argument 'ids' holds id {} at index {}, expected a value in [0, {}) "
-                "(V = {})",
-                static_cast<int64_t>(p[i]), i, V, V);
-  });
+  if (idc.device() == Device::CPU)  // ids on the GPU are checked there, by the gather
+    SSM_DISPATCH_INDEX(idc.dtype(), "embedding", [&] {
+      const index_t* p = idc.data<index_t>();
+      for (int64_t i = 0; i < n; ++i)
+        if (p[i] < 0 || static_cast<int64_t>(p[i]) >= V)
+          embedding_bad_id(static_cast<int64_t>(p[i]), i, V);
+    });
+  if (weight.device() == Device::CUDA) return cuda_embedding(idc, weight);
 
   const Tensor wc = weight.detach().contiguous();
   Shape out_shape = ids.shape();

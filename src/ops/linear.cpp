@@ -1,4 +1,5 @@
-// matmul and linear: forward and backward are GEMMs through OpenBLAS (kernels/cpu/gemm).
+// matmul and linear: forward and backward are GEMMs through OpenBLAS (kernels/cpu/gemm); CUDA
+// tensors go to ops/cuda_linear.cpp (cuBLAS).
 #include "ssm/ops/linear.h"
 
 #include <omp.h>
@@ -7,6 +8,8 @@
 #include <cstring>
 
 #include "kernels/cpu/gemm.h"
+#include "ops/cuda_linear.h"
+#include "ops/matmul_shapes.h"
 #include "ssm/autograd/node.h"
 #include "ssm/core/reduce_to_shape.h"
 #include "ssm/core/threads.h"
@@ -15,18 +18,23 @@ namespace ssm {
 
 namespace {
 
+using matmul_shapes::all_ones;
+using matmul_shapes::as_matrix;
+using matmul_shapes::batch_of;
+using matmul_shapes::leading_rows;
+using matmul_shapes::with_matrix;
+
 void check_float_operand(const Tensor& t, const char* op, const char* name) {
   SSM_CHECK(t.defined(), "{}: argument '{}' is undefined", op, name);
   SSM_CHECK(is_floating(t.dtype()), "{}: argument '{}' expected float32 or float64, got {}", op,
             name, dtype_name(t.dtype()));
 }
 
-Shape batch_of(const Tensor& t) {
-  return Shape(t.shape().begin(), t.shape().end() - 2);
-}
-
-bool all_ones(const Shape& s) {
-  return std::all_of(s.begin(), s.end(), [](int64_t v) { return v == 1; });
+// Every operand on the device of the first one (`ref`, named ref_name).
+void check_same_device(const Tensor& t, const Tensor& ref, const char* op, const char* name,
+                       const char* ref_name) {
+  SSM_CHECK(t.device() == ref.device(), "{}: argument '{}' expected a {} tensor (like {}), got {}",
+            op, name, device_name(ref.device()), ref_name, device_name(t.device()));
 }
 
 // Broadcasts two batch shapes (right-aligned, size-1 dims stretch) or explains why not.
@@ -43,26 +51,6 @@ Shape broadcast_batch(const Tensor& a, const Tensor& b) {
     out[i] = da == 1 ? db : da;
   }
   return out;
-}
-
-// Product of all dims but the last: the rows a tensor (…, n) has when flattened to 2-d
-// (explicit, because reshape cannot infer -1 when n is 0).
-int64_t leading_rows(const Shape& s) {
-  int64_t r = 1;
-  for (size_t i = 0; i + 1 < s.size(); ++i) r *= s[i];
-  return r;
-}
-
-Shape with_matrix(Shape batch, int64_t rows, int64_t cols) {
-  batch.push_back(rows);
-  batch.push_back(cols);
-  return batch;
-}
-
-// Drops leading size-1 batch dims of a detached view, keeping its strides (no copy).
-Tensor as_matrix(Tensor t) {
-  while (t.dim() > 2) t = t.select(0, 0);
-  return t;
 }
 
 // Copies `row` (n values) into every row of y (rows, n).
@@ -111,7 +99,9 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   const int64_t M = a.size(-2), K = a.size(-1), N = b.size(-1);
   SSM_CHECK(b.size(-2) == K, "matmul: argument 'b' expected shape (…, {}, N) to match a {}, got {}",
             K, shape_str(a.shape()), shape_str(b.shape()));
+  check_same_device(b, a, "matmul", "b", "a");
   const Shape batch = broadcast_batch(a, b);
+  if (a.device() == Device::CUDA) return cuda_matmul(a, b, batch);
   const Shape out_shape = with_matrix(batch, M, N);
   const Tensor ad = a.detach(), bd = b.detach();
 
@@ -172,6 +162,9 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
               "linear: argument 'bias' expected dtype {} (like x), got {}", dtype_name(x.dtype()),
               dtype_name(bias.dtype()));
   }
+  check_same_device(weight, x, "linear", "weight", "x");
+  if (bias.defined()) check_same_device(bias, x, "linear", "bias", "x");
+  if (x.device() == Device::CUDA) return cuda_linear(x, weight, bias);
 
   // All leading dims fold into the rows of one GEMM: Y (R, out) = X (R, in) · Wᵀ.
   const Tensor x2 = x.dim() == 2 ? x.detach() : x.detach().reshape({leading_rows(x.shape()), in});
