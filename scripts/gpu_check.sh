@@ -28,7 +28,7 @@ probe() {
 
 tests() {
   echo "== CUDA tests =="
-  export LD_LIBRARY_PATH=$PWD/.devcarry/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+  export LD_LIBRARY_PATH=$PWD/.devcarry/lib:/usr/local/cuda/lib64:/usr/local/cuda-13.0/targets/x86_64-linux/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
   for t in .devcarry/bin/cuda_test_*; do
     echo "-- $t"
     "$t" --gtest_brief=0 2>&1 | tee -a "$out/tests.txt" | grep -E "parity|device:|PASSED|FAILED|SKIPPED|Failure|error|rel err" | head -80

@@ -12,11 +12,14 @@ grep -qx '/.devcarry/' "$exclude" 2>/dev/null || echo '/.devcarry/' >> "$exclude
 rm -rf .devcarry && mkdir -p .devcarry/bin .devcarry/lib
 find "$build/tests" "$build/bench" -maxdepth 1 -type f -executable \
   \( -name 'cuda_test_*' -o -name ssm_bench_cuda \) -exec cp {} .devcarry/bin/ \;
+# The CLI too, for training and generation runs on the GPU machine.
+if [ -x "$build/ssm" ]; then cp "$build/ssm" .devcarry/bin/; fi
 strip .devcarry/bin/* || true
-# Libraries outside glibc/libstdc++ (which the image has, newer).
+# Libraries outside glibc/libstdc++ (which the image has, newer), and not the CUDA driver or
+# cuBLAS (600 MB; the image's toolkit has them: gpu_check.sh puts them on the library path).
 for f in .devcarry/bin/*; do
   ldd "$f" | awk '/=> \// {print $3}'
-done | sort -u | grep -vE '/(libc|libm|libstdc\+\+|libgcc_s|libdl|librt|libpthread|ld-linux)[.-]' |
+done | sort -u | grep -vE '/(libc|libm|libstdc\+\+|libgcc_s|libdl|librt|libpthread|ld-linux|libcuda|libcublas|libcublasLt)[.-]' |
   while read -r lib; do cp -L "$lib" .devcarry/lib/; done
 du -sh .devcarry/bin .devcarry/lib
 ls .devcarry/lib
