@@ -1,6 +1,8 @@
 #include "ssm/core/reduce_to_shape.h"
 
 #include "core/strided.h"
+#include "ssm/autograd/node.h"
+#include "ssm/ops/reduce.h"
 
 #ifdef SSM_WITH_CUDA
 #include "core/cuda/check.h"
@@ -23,6 +25,12 @@ Tensor reduce_to_shape(const Tensor& grad, const Shape& shape) {
     SSM_CHECK(s == grad.shape()[i] || s == 1, "reduce_to_shape: cannot reduce {} to {}",
               shape_str(grad.shape()), shape_str(shape));
     out_strides_full[i] = (s == grad.shape()[i]) ? out_strides[i - lead] : 0;
+  }
+  if (grad.device() == Device::CUDA) {
+    // The same sum as sum_to_shape (which the shape checks above agree with), through the
+    // device reduction kernel; not recorded, as this function promises.
+    NoGradGuard no_grad;
+    return sum_to_shape(grad, shape).contiguous();
   }
   Tensor out = Tensor::zeros(shape, grad.dtype());
   SSM_DISPATCH_FLOAT(grad.dtype(), "reduce_to_shape", [&] {

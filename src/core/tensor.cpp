@@ -81,9 +81,13 @@ Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
 }
 
 Tensor Tensor::zeros(const Shape& shape, DType dtype, Device device) {
-  Tensor t = empty(shape, dtype);
-  std::memset(t.raw_data(), 0, t.numel() * dtype_size(dtype));
-  return device == Device::CPU ? t : t.to(device);  // a one-off upload (caches, not hot paths)
+  Tensor t = empty(shape, dtype, device);
+  const size_t nbytes = t.numel() * dtype_size(dtype);
+  if (device == Device::CUDA)
+    cuda::detail::zero(t.raw_data(), nbytes);
+  else
+    std::memset(t.raw_data(), 0, nbytes);
+  return t;
 }
 
 Tensor Tensor::ones(const Shape& shape, DType dtype) {
@@ -352,9 +356,10 @@ Tensor Tensor::narrow(int64_t d, int64_t start, int64_t length) const {
   Tensor out = make_view(*this, ns, strides(), offset() + start * strides()[d]);
   const Shape in_shape = shape();
   const DType dt = dtype();
+  const Device dev = device();
   return record("narrow", out, {*this},
-                [in_shape, dt, d, start, length](const std::vector<Tensor>& g) {
-                  Tensor gi = Tensor::zeros(in_shape, dt);
+                [in_shape, dt, dev, d, start, length](const std::vector<Tensor>& g) {
+                  Tensor gi = Tensor::zeros(in_shape, dt, dev);
                   gi.narrow(d, start, length).copy_(g[0]);
                   return std::vector<Tensor>{gi};
                 });

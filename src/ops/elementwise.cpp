@@ -1,4 +1,5 @@
-// Elementwise ops: argument checks, the call into the CPU kernels, and the backward rules.
+// Elementwise ops: argument checks, the call into the CPU or CUDA kernels (all operands on one
+// device; ops/cuda_elementwise for the GPU), and the backward rules, shared by both devices.
 // Binary backward: each operand's gradient is formed in the broadcast (output) shape and
 // summed back to the operand's own shape with sum_to_shape (reduce_to_shape's semantics,
 // through the parallel reduction kernel: the bias-gradient case is a column sum).
@@ -7,6 +8,7 @@
 #include <algorithm>
 
 #include "kernels/cpu/elementwise.h"
+#include "ops/cuda_elementwise.h"
 #include "ssm/autograd/node.h"
 #include "ssm/ops/reduce.h"
 
@@ -17,12 +19,20 @@ namespace {
 using cpu::BinaryOp;
 using cpu::UnaryOp;
 
-void check_float_cpu(const Tensor& t, const char* op, const char* arg) {
+void check_float(const Tensor& t, const char* op, const char* arg) {
   SSM_CHECK(t.defined(), "{}: argument '{}' is an undefined tensor", op, arg);
   SSM_CHECK(is_floating(t.dtype()), "{}: argument '{}' expected float32 or float64, got {}", op,
             arg, dtype_name(t.dtype()));
-  SSM_CHECK(t.device() == Device::CPU, "{}: argument '{}' expected a CPU tensor, got {}", op, arg,
-            device_name(t.device()));
+}
+
+bool on_cuda(const Tensor& t) {
+  return t.device() == Device::CUDA;
+}
+
+// A gradient reaching a node may sit on the CPU (the engine's seed and the zeros it makes for
+// unused outputs): bring it to the device of the values it is combined with.
+Tensor grad_on(const Tensor& g, Device device) {
+  return g.to(device).contiguous();
 }
 
 // The values of t, contiguous and without history (copies only when t is a strided view).
@@ -33,6 +43,7 @@ Tensor contiguous_values(const Tensor& t) {
 // ---------------------------------------------------------------- unary
 
 Tensor unary_values(const char* name, UnaryOp op, const Tensor& xc, double scalar) {
+  if (on_cuda(xc)) return cuda_unary_forward(name, op, xc, scalar);
   Tensor y = Tensor::empty(xc.shape(), xc.dtype());
   SSM_DISPATCH_FLOAT(xc.dtype(), name, [&] {
     cpu::unary_forward(op, xc.data<scalar_t>(), y.data<scalar_t>(), xc.numel(), scalar);
@@ -41,13 +52,14 @@ Tensor unary_values(const char* name, UnaryOp op, const Tensor& xc, double scala
 }
 
 Tensor unary_op(const char* name, UnaryOp op, const Tensor& x, double scalar = 0.0) {
-  check_float_cpu(x, name, "x");
+  check_float(x, name, "x");
   Tensor xc = contiguous_values(x);
   Tensor y = unary_values(name, op, xc, scalar);
   if (!needs_grad({x})) return y;
   Tensor ys = y.detach();
   return record(name, y, {x}, [name, op, xc, ys, scalar](const std::vector<Tensor>& g) {
-    Tensor gy = g[0].contiguous();
+    Tensor gy = grad_on(g[0], xc.device());
+    if (on_cuda(xc)) return std::vector<Tensor>{cuda_unary_backward(name, op, xc, ys, gy, scalar)};
     Tensor gx = Tensor::empty(xc.shape(), xc.dtype());
     SSM_DISPATCH_FLOAT(xc.dtype(), name, [&] {
       cpu::unary_backward(op, xc.data<scalar_t>(), ys.data<scalar_t>(), gy.data<scalar_t>(),
@@ -60,8 +72,13 @@ Tensor unary_op(const char* name, UnaryOp op, const Tensor& x, double scalar = 0
 // ---------------------------------------------------------------- binary
 
 void check_binary(const char* name, const Tensor& a, const Tensor& b) {
-  check_float_cpu(a, name, "a");
-  check_float_cpu(b, name, "b");
+  check_float(a, name, "a");
+  check_float(b, name, "b");
+  SSM_CHECK(a.device() == b.device(),
+            "{}: argument 'b' expected a {} tensor (like argument 'a'), got {} (a has shape {}, "
+            "b has shape {})",
+            name, device_name(a.device()), device_name(b.device()), shape_str(a.shape()),
+            shape_str(b.shape()));
   SSM_CHECK(a.dtype() == b.dtype(),
             "{}: arguments 'a' and 'b' must have the same dtype, got {} (a, shape {}) and {} (b, "
             "shape {})",
@@ -72,8 +89,9 @@ void check_binary(const char* name, const Tensor& a, const Tensor& b) {
 // a ∘ b for contiguous, history-free operands whose broadcast shape is `out_shape`.
 Tensor binary_values(const char* name, BinaryOp op, const Tensor& ac, const Tensor& bc,
                      const Shape& out_shape) {
-  Tensor out = Tensor::empty(out_shape, ac.dtype());
   const cpu::BroadcastPlan plan = cpu::plan_broadcast(ac.shape(), bc.shape(), out_shape);
+  if (on_cuda(ac)) return cuda_binary_forward(name, op, ac, bc, out_shape, plan);
+  Tensor out = Tensor::empty(out_shape, ac.dtype());
   SSM_DISPATCH_FLOAT(ac.dtype(), name, [&] {
     cpu::binary_forward(op, ac.data<scalar_t>(), bc.data<scalar_t>(), out.data<scalar_t>(), plan);
   });
@@ -94,7 +112,7 @@ Tensor binary_op(const char* name, BinaryOp op, const Tensor& a, const Tensor& b
   const bool need_a = a.requires_grad(), need_b = b.requires_grad();
   Tensor outs = out.detach();
   return record(name, out, {a, b}, [=](const std::vector<Tensor>& grads) {
-    const Tensor g = grads[0].contiguous();
+    const Tensor g = grad_on(grads[0], ac.device());
     const Shape& sa = ac.shape();
     const Shape& sb = bc.shape();
     Tensor ga, gb;

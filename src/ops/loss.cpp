@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "kernels/cpu/softmax.h"
+#include "ops/cuda_loss.h"
 #include "ssm/autograd/node.h"
 
 namespace ssm {
@@ -95,8 +96,11 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore
   SSM_CHECK(label_smoothing >= 0 && label_smoothing <= 1,
             "cross_entropy: argument 'label_smoothing' expected a value in [0, 1], got {}",
             label_smoothing);
+  // Targets may sit on either device; they join the logits' (class ids are small to move).
+  if (logits.device() == Device::CUDA)
+    return cuda_cross_entropy(logits, targets, ignore_index, label_smoothing);
   const int64_t C = logits.size(-1), N = logits.numel() / C;
-  const Tensor xc = logits.detach().contiguous(), tc = targets.contiguous();
+  const Tensor xc = logits.detach().contiguous(), tc = targets.to(Device::CPU).contiguous();
 
   // Checked up front and serially: the kernel runs in threads, which must not throw.
   SSM_DISPATCH_INDEX(tc.dtype(), "cross_entropy", [&] {

@@ -3,13 +3,16 @@
 // directly when the reduced dims form one block of x's dims, else after permuting the kept
 // dims to the front (one copy). Sums accumulate in double for both dtypes, so float32
 // results carry only the rounding of their inputs, and the order of additions does not
-// depend on the thread count.
+// depend on the thread count. CUDA tensors take the same path to the (A, K, N) form and then
+// the device kernel (ops/cuda_reduce), which also accumulates in double.
 #include "ssm/ops/reduce.h"
 
 #include <algorithm>
 #include <numeric>
 
 #include "kernels/cpu/elementwise.h"
+#include "ops/cuda_elementwise.h"
+#include "ops/cuda_reduce.h"
 #include "ssm/autograd/node.h"
 
 namespace ssm {
@@ -105,8 +108,6 @@ ReducePlan make_plan(const char* name, const Tensor& x, const std::vector<int64_
   SSM_CHECK(x.defined(), "{}: argument 'x' is an undefined tensor", name);
   SSM_CHECK(is_floating(x.dtype()), "{}: argument 'x' expected float32 or float64, got {}", name,
             dtype_name(x.dtype()));
-  SSM_CHECK(x.device() == Device::CPU, "{}: argument 'x' expected a CPU tensor, got {}", name,
-            device_name(x.device()));
   ReducePlan p;
   p.reduced.assign(x.dim(), false);
   for (int64_t d : dims) {
@@ -160,8 +161,12 @@ Tensor reduce_values(const char* name, const Tensor& x, const ReducePlan& p, dou
     A = x.numel() / std::max<int64_t>(K, 1);
     if (K == 0) A = shape_numel(p.out_shape);
   }
-  Tensor out = Tensor::empty(p.out_shape, x.dtype());
+  Tensor out = Tensor::empty(p.out_shape, x.dtype(), x.device());
   if (out.numel() == 0) return out;
+  if (x.device() == Device::CUDA) {
+    cuda_sum_akn(name, xc, out, A, K, N, scale);
+    return out;
+  }
   SSM_DISPATCH_FLOAT(x.dtype(), name,
                      [&] { sum_akn(xc.data<scalar_t>(), out.data<scalar_t>(), A, K, N, scale); });
   return out;
@@ -175,10 +180,13 @@ Tensor reduce_op(const char* name, const Tensor& x, const std::vector<int64_t>& 
   if (!needs_grad({x})) return out;
   const Shape x_shape = x.shape();
   const Shape keep = p.keepdim_shape;
-  return record(name, out, {x}, [x_shape, keep, scale](const std::vector<Tensor>& g) {
+  const Device device = x.device();
+  return record(name, out, {x}, [x_shape, keep, scale, device](const std::vector<Tensor>& g) {
     // Every input element receives its output's gradient (times 1/count for the mean).
-    Tensor gx = g[0].reshape(keep).expand(x_shape).contiguous();
-    if (scale != 1.0) {
+    Tensor gx = g[0].to(device).reshape(keep).expand(x_shape).contiguous();
+    if (scale != 1.0 && device == Device::CUDA) {
+      gx = cuda_unary_forward("mean", cpu::UnaryOp::MulScalar, gx, scale);
+    } else if (scale != 1.0) {
       SSM_DISPATCH_FLOAT(gx.dtype(), "mean", [&] {
         scalar_t* p = gx.data<scalar_t>();
         const auto s = static_cast<scalar_t>(scale);

@@ -1,6 +1,8 @@
-// softmax and log_softmax over any dimension (kernels/cpu/softmax).
+// softmax and log_softmax over any dimension (kernels/cpu/softmax, or ops/cuda_softmax for CUDA
+// tensors); one backward rule for both devices.
 #include "kernels/cpu/softmax.h"
 
+#include "ops/cuda_softmax.h"
 #include "ssm/autograd/node.h"
 #include "ssm/ops/norm.h"
 
@@ -25,13 +27,20 @@ Tensor softmax_impl(const char* op, const Tensor& x, int64_t dim, bool log) {
   const int64_t n = x.size(d);
 
   const Tensor xc = x.detach().contiguous();
-  Tensor y = Tensor::empty(x.shape(), x.dtype());
-  SSM_DISPATCH_FLOAT(x.dtype(), op, [&] {
-    cpu::softmax_fwd(xc.data<scalar_t>(), y.data<scalar_t>(), outer, n, inner, log);
-  });
+  const bool on_cuda = x.device() == Device::CUDA;
+  Tensor y = on_cuda ? cuda_softmax_forward(op, xc, outer, n, inner, log)
+                     : Tensor::empty(x.shape(), x.dtype());
+  if (!on_cuda) {
+    SSM_DISPATCH_FLOAT(x.dtype(), op, [&] {
+      cpu::softmax_fwd(xc.data<scalar_t>(), y.data<scalar_t>(), outer, n, inner, log);
+    });
+  }
   const Tensor ys = y.detach();  // the backward needs only the output
   return record(op, y, {x}, [op, ys, outer, n, inner, log](const std::vector<Tensor>& g) {
-    const Tensor gy = g[0].contiguous();
+    // The gradient may arrive on the CPU (the engine's seed or zeros): it joins the output.
+    const Tensor gy = g[0].to(ys.device()).contiguous();
+    if (ys.device() == Device::CUDA)
+      return std::vector<Tensor>{cuda_softmax_backward(op, gy, ys, outer, n, inner, log)};
     Tensor gx = Tensor::empty(ys.shape(), ys.dtype());
     SSM_DISPATCH_FLOAT(ys.dtype(), op, [&] {
       cpu::softmax_bwd(gy.data<scalar_t>(), ys.data<scalar_t>(), gx.data<scalar_t>(), outer, n,

@@ -3,6 +3,7 @@
 #include "ssm/ops/ssd.h"
 
 #include "ops/cuda_ssd.h"
+#include "ops/cuda_ssd_step.h"
 #include "ssm/autograd/node.h"
 #include "ssm/kernels/ssd.h"
 
@@ -63,6 +64,7 @@ Tensor ssd_state_update(Tensor& state, const Tensor& x_t, const Tensor& dt_t, co
   in.B = B_t;
   in.C = C_t;
   in.D = D;
+  if (x_t.device() == Device::CUDA) return cuda_ssd_state_update(state, in);
   return kernels::cpu::ssd_state_update(state, in);
 }
 

@@ -5,25 +5,46 @@
 
 #include "ssm/autograd/node.h"
 
+#ifdef SSM_WITH_CUDA
+#include "core/cuda/check.h"
+#include "kernels/cuda/adamw.h"
+#endif
+
 namespace ssm::optim {
 
 namespace {
 
-// The element-wise AdamW update of one contiguous parameter; math in double for the scalars,
-// the stored type for the arrays.
+// The per-update scalars, computed in double and rounded once to the stored type; both backends
+// take them from here, so CPU and CUDA apply the same constants.
+template <typename scalar_t>
+struct Coefficients {
+  scalar_t b1, b2, one_b1, one_b2, decay, step_size, inv_sqrt_bias2, eps;
+};
+
+template <typename scalar_t>
+Coefficients<scalar_t> coefficients(double lr, double weight_decay, const AdamWOptions& o,
+                                    int64_t step) {
+  const double bias1 = 1.0 - std::pow(o.beta1, static_cast<double>(step));
+  const double bias2 = 1.0 - std::pow(o.beta2, static_cast<double>(step));
+  auto c = [](double x) { return static_cast<scalar_t>(x); };
+  return {c(o.beta1),
+          c(o.beta2),
+          c(1.0 - o.beta1),
+          c(1.0 - o.beta2),
+          c(1.0 - lr * weight_decay),
+          c(lr / bias1),
+          c(1.0 / std::sqrt(bias2)),
+          c(o.eps)};
+}
+
+// The element-wise AdamW update of one contiguous parameter in the stored type (the CUDA kernel,
+// kernels/cuda/adamw.cu, performs the same operations in the same order).
 template <typename scalar_t>
 void adamw_kernel(scalar_t* __restrict p, const scalar_t* __restrict g, scalar_t* __restrict m,
-                  scalar_t* __restrict v, int64_t n, double lr, double weight_decay, double beta1,
-                  double beta2, double eps, int64_t step) {
-  const double bias1 = 1.0 - std::pow(beta1, static_cast<double>(step));
-  const double bias2 = 1.0 - std::pow(beta2, static_cast<double>(step));
-  const scalar_t decay = static_cast<scalar_t>(1.0 - lr * weight_decay);
-  const scalar_t step_size = static_cast<scalar_t>(lr / bias1);
-  const scalar_t inv_sqrt_bias2 = static_cast<scalar_t>(1.0 / std::sqrt(bias2));
-  const scalar_t b1 = static_cast<scalar_t>(beta1), b2 = static_cast<scalar_t>(beta2);
-  const scalar_t one_b1 = static_cast<scalar_t>(1.0 - beta1);
-  const scalar_t one_b2 = static_cast<scalar_t>(1.0 - beta2);
-  const scalar_t e = static_cast<scalar_t>(eps);
+                  scalar_t* __restrict v, int64_t n, const Coefficients<scalar_t>& c) {
+  const scalar_t b1 = c.b1, b2 = c.b2, one_b1 = c.one_b1, one_b2 = c.one_b2;
+  const scalar_t decay = c.decay, step_size = c.step_size, inv_sqrt_bias2 = c.inv_sqrt_bias2;
+  const scalar_t e = c.eps;
 #pragma omp parallel for simd if (n > 65536) schedule(static)
   for (int64_t i = 0; i < n; ++i) {
     const scalar_t gi = g[i];
@@ -33,6 +54,46 @@ void adamw_kernel(scalar_t* __restrict p, const scalar_t* __restrict g, scalar_t
     v[i] = vi;
     p[i] = p[i] * decay - step_size * mi / (std::sqrt(vi) * inv_sqrt_bias2 + e);
   }
+}
+
+// m and v of a fresh parameter: zeros on the parameter's device.
+Tensor zeros_like_param(const Tensor& p) {
+  if (p.device() == Device::CPU) return Tensor::zeros(p.shape(), p.dtype());
+#ifdef SSM_WITH_CUDA
+  Tensor t = Tensor::empty(p.shape(), p.dtype(), p.device());
+  // All-zero bytes are +0.0 in both float formats.
+  SSM_CUDA_CHECK(
+      cudaMemsetAsync(t.raw_data(), 0, static_cast<size_t>(t.numel()) * dtype_size(t.dtype()),
+                      cuda::detail::stream()),
+      "AdamW");
+  return t;
+#else
+  SSM_FAIL("AdamW: a parameter is on {} but this build has no CUDA backend",
+           device_name(p.device()));
+#endif
+}
+
+template <typename scalar_t>
+void update_on_device(const Tensor& p, const Tensor& g, const Tensor& m, const Tensor& v,
+                      const Coefficients<scalar_t>& c) {
+  if (p.device() == Device::CPU) {
+    adamw_kernel<scalar_t>(p.data<scalar_t>(), g.data<scalar_t>(), m.data<scalar_t>(),
+                           v.data<scalar_t>(), p.numel(), c);
+    return;
+  }
+#ifdef SSM_WITH_CUDA
+  namespace kg = kernels::cuda;
+  const Device d = Device::CUDA;
+  const kg::AdamWScalars<scalar_t> s{c.b1,    c.b2,        c.one_b1,         c.one_b2,
+                                     c.decay, c.step_size, c.inv_sqrt_bias2, c.eps};
+  SSM_CUDA_CHECK(kg::adamw_update<scalar_t>(p.data_on<scalar_t>(d), g.data_on<scalar_t>(d),
+                                            m.data_on<scalar_t>(d), v.data_on<scalar_t>(d),
+                                            p.numel(), s, cuda::detail::stream()),
+                 "AdamW");
+#else
+  SSM_FAIL("AdamW: a parameter is on {} but this build has no CUDA backend",
+           device_name(p.device()));
+#endif
 }
 
 void check_finite_nonneg(double x, const char* what) {
@@ -64,8 +125,6 @@ AdamW::AdamW(std::vector<ParamGroup> groups, AdamWOptions options)
       SSM_CHECK(p.defined(), "AdamW: parameter '{}' is an undefined tensor", name);
       SSM_CHECK(is_floating(p.dtype()), "AdamW: parameter '{}' expected float32 or float64, got {}",
                 name, dtype_name(p.dtype()));
-      SSM_CHECK(p.device() == Device::CPU, "AdamW: parameter '{}' expected on cpu, got {}", name,
-                device_name(p.device()));
       SSM_CHECK(p.is_contiguous(),
                 "AdamW: parameter '{}' expected a contiguous tensor (updated in place), got "
                 "shape {} strides {}",
@@ -77,25 +136,30 @@ AdamW::AdamW(std::vector<ParamGroup> groups, AdamWOptions options)
   }
 }
 
+// Each parameter is updated on its own device, with its state there too: one optimizer may
+// hold parameters on several devices.
 void AdamW::update(Slot& slot, const ParamGroup& group) {
   const Tensor& p = slot.param;
   Tensor g = p.grad();
   if (!g.defined()) return;
   SSM_CHECK(g.shape() == p.shape(), "AdamW: gradient of '{}' expected shape {}, got {}", slot.name,
             shape_str(p.shape()), shape_str(g.shape()));
-  if (g.dtype() != p.dtype()) g = g.to(p.dtype());
-  g = g.contiguous();
+  if (g.dtype() != p.dtype()) {
+    // Conversions between float types run on the host (never needed for gradients the library's
+    // ops produce, which match their leaf's dtype).
+    g = g.to(Device::CPU).to(p.dtype());
+  }
+  g = g.to(p.device()).contiguous();
   ParamState& s = slot.state;
   if (!s.exp_avg.defined()) {
-    s.exp_avg = Tensor::zeros(p.shape(), p.dtype());
-    s.exp_avg_sq = Tensor::zeros(p.shape(), p.dtype());
+    s.exp_avg = zeros_like_param(p);
+    s.exp_avg_sq = zeros_like_param(p);
   }
   ++s.step;
   const double lr = group.lr * lr_scale_;
   SSM_DISPATCH_FLOAT(p.dtype(), "AdamW", [&] {
-    adamw_kernel<scalar_t>(p.data<scalar_t>(), g.data<scalar_t>(), s.exp_avg.data<scalar_t>(),
-                           s.exp_avg_sq.data<scalar_t>(), p.numel(), lr, group.weight_decay,
-                           options_.beta1, options_.beta2, options_.eps, s.step);
+    update_on_device<scalar_t>(p, g, s.exp_avg, s.exp_avg_sq,
+                               coefficients<scalar_t>(lr, group.weight_decay, options_, s.step));
   });
 }
 
@@ -114,6 +178,8 @@ void AdamW::set_lr_scale(double scale) {
   lr_scale_ = scale;
 }
 
+// exp_avg / exp_avg_sq come back on their parameter's device (a caller saving them copies them to
+// the host); the step counts are host scalars.
 std::map<std::string, Tensor> AdamW::state_dict() const {
   std::map<std::string, Tensor> out;
   for (const Slot& slot : slots_) {
@@ -146,7 +212,7 @@ void AdamW::load_state_dict(const std::map<std::string, Tensor>& state) {
     if (kind == "step") {
       SSM_CHECK(t.numel() == 1, "AdamW::load_state_dict: '{}' expected a scalar, got shape {}", key,
                 shape_str(t.shape()));
-      const double v = t.to_vector()[0];
+      const double v = t.to(Device::CPU).to_vector()[0];
       SSM_CHECK(v >= 1 && v == std::floor(v),
                 "AdamW::load_state_dict: '{}' expected a positive integer, got {}", key, v);
       s.step = static_cast<int64_t>(v);
@@ -156,8 +222,11 @@ void AdamW::load_state_dict(const std::map<std::string, Tensor>& state) {
       SSM_CHECK(is_floating(t.dtype()),
                 "AdamW::load_state_dict: '{}' expected a float tensor, got {}", key,
                 dtype_name(t.dtype()));
-      Tensor copy = Tensor::empty(p.shape(), p.dtype());
-      copy.copy_(t);
+      // Onto the parameter's device in its dtype (a checkpoint's tensors are on the host).
+      Tensor src = t.dtype() == p.dtype() ? t : t.to(Device::CPU).to(p.dtype());
+      src = src.contiguous();
+      Tensor copy = Tensor::empty(p.shape(), p.dtype(), p.device());
+      copy.copy_(src);
       (kind == "exp_avg" ? s.exp_avg : s.exp_avg_sq) = copy;
     }
   }

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "ssm/core/cuda.h"
+#include "ssm/ops/conv.h"
 #include "ssm/ops/elementwise.h"
 #include "support/cuda_testing.h"
 #include "support/testing.h"
@@ -89,9 +90,12 @@ TEST(CudaRuntime, GradientFlowsThroughDeviceCopies) {
 TEST(CudaRuntime, CpuOnlyOpsRefuseDeviceTensors) {
   SSM_SKIP_WITHOUT_CUDA();
   const Tensor d = ssm::testing::random({4}, DType::F32, 15).to(Device::CUDA);
-  EXPECT_SSM_ERROR(ssm::exp(d), "exp", "CPU", "cuda");  // the op's own device check
+  // An op without a CUDA kernel yet (the FFT convolution of the LTI layers) refuses GPU input.
+  const Tensor u = ssm::testing::random({1, 2, 8}, DType::F32, 16).to(Device::CUDA);
+  const Tensor k = ssm::testing::random({2, 8}, DType::F32, 17).to(Device::CUDA);
+  EXPECT_SSM_ERROR(ssm::fft_conv(u, k), "cuda");
   // CPU code that reaches the memory of a device tensor fails at the pointer, not in a segfault.
-  EXPECT_SSM_ERROR(d.narrow(0, 1, 1).item(), "cuda", "CPU code", "no CUDA kernel");
+  EXPECT_SSM_ERROR(d.narrow(0, 1, 1).data<float>(), "cuda", "CPU code", "no CUDA kernel");
   EXPECT_SSM_ERROR(d.transpose(0, 0).fill_(1.0), "cuda");
 }
 

@@ -56,5 +56,7 @@ struct SsdStepInputs {
   Tensor x{}, dt{}, A{}, B{}, C{}, D{};
 };
 Tensor ssd_state_update(Tensor& state, const SsdStepInputs& in);
+// The shape, dtype and device checks of ssd_state_update (shared with the CUDA kernel).
+void check_ssd_step_inputs(const Tensor& state, const SsdStepInputs& in, const char* op);
 
 }  // namespace ssm::kernels::cpu

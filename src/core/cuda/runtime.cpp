@@ -146,6 +146,11 @@ void copy(void* dst, const void* src, size_t nbytes, CopyKind kind) {
     SSM_CUDA_CHECK(cudaStreamSynchronize(stream()), "Tensor copy");
 }
 
+void zero(void* dst, size_t nbytes) {
+  if (nbytes == 0) return;
+  SSM_CUDA_CHECK(cudaMemsetAsync(dst, 0, nbytes, stream()), "Tensor zeros");
+}
+
 void copy_strided(void* dst, const int64_t* dst_strides, const void* src,
                   const int64_t* src_strides, const int64_t* shape, int ndim, int elem_size) {
   using kernels::cuda::kMaxCopyDims;
@@ -232,6 +237,9 @@ void* allocate(size_t) {
 void deallocate(void*, size_t) noexcept {}
 void copy(void*, const void*, size_t, CopyKind) {
   no_cuda("Tensor copy");
+}
+void zero(void*, size_t) {
+  no_cuda("Tensor zeros");
 }
 void copy_strided(void*, const int64_t*, const void*, const int64_t*, const int64_t*, int, int) {
   no_cuda("Tensor copy");

@@ -750,8 +750,7 @@ SsdGrads ssd_bwd(const SsdInputs& in, const Tensor& dy, const Tensor& dfinal_sta
                             [&] { return backward_impl<scalar_t>(in, dy, dfinal_state); });
 }
 
-Tensor ssd_state_update(Tensor& state, const SsdStepInputs& in) {
-  const char* op = "ssd_state_update";
+void check_ssd_step_inputs(const Tensor& state, const SsdStepInputs& in, const char* op) {
   const std::pair<const char*, const Tensor*> required[] = {
       {"state", &state}, {"x", &in.x}, {"dt", &in.dt}, {"A", &in.A}, {"B", &in.B}, {"C", &in.C}};
   for (const auto& [name, t] : required)
@@ -780,6 +779,11 @@ Tensor ssd_state_update(Tensor& state, const SsdStepInputs& in) {
       {"B", &in.B},      {"C", &in.C}, {"D", &in.D}};
   for (const auto& [name, t] : all)
     if (t->defined()) expect_like(*t, in.x, op, name);
+}
+
+Tensor ssd_state_update(Tensor& state, const SsdStepInputs& in) {
+  const char* op = "ssd_state_update";
+  check_ssd_step_inputs(state, in, op);
   return SSM_DISPATCH_FLOAT(in.x.dtype(), op, [&] { return step_impl<scalar_t>(state, in); });
 }
 
