@@ -3,10 +3,12 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <memory>
 #include <numeric>
 #include <tuple>
 
 #include "ssm/autograd/node.h"
+#include "ssm/infer/graphed_decoder.h"
 
 namespace ssm::infer {
 
@@ -98,14 +100,20 @@ GenerateResult generate(const nn::MambaLM& model, const std::vector<int64_t>& pr
   const double prompt_s = std::chrono::duration<double>(t1 - t0).count();
   result.prompt_tokens_per_s = fed / std::max(prompt_s, 1e-9);
 
+  // On the GPU the steps replay one captured CUDA graph (made at the first step; it owns the
+  // cache meanwhile and hands it back at the end).
+  const bool graphed = options.cuda_graph && model.output_weight().device() == Device::CUDA;
+  std::unique_ptr<GraphedDecoder> decoder;
   for (int64_t i = 0; i < options.max_new_tokens; ++i) {
     const int64_t next = sample_token(logits.select(0, 0).to(Device::CPU), options.sampling, gen);
     result.ids.push_back(next);
     if (on_token && !on_token(next)) break;
     if (next == options.eos_id || i + 1 == options.max_new_tokens) break;
     token.data<int64_t>()[0] = next;
-    logits = model.step(token, cache);
+    if (graphed && !decoder) decoder = std::make_unique<GraphedDecoder>(model, std::move(cache));
+    logits = decoder ? decoder->step(token) : model.step(token, cache);
   }
+  if (decoder) cache = decoder->release_cache();
   const double gen_s = std::chrono::duration<double>(Clock::now() - t1).count();
   result.gen_tokens_per_s = result.ids.size() / std::max(gen_s, 1e-9);
   return result;

@@ -1,7 +1,9 @@
 // embedding on CUDA tensors as an autograd op: kernels/cuda/embedding.cu gathers the rows and,
 // backward, scatter-adds dY into a zeroed dW. Ids on the GPU are validated by the gather itself
 // (it skips and reports the first id outside [0, V)); reading that report back waits for the
-// stream once per call, the price of raising the error at the call rather than later.
+// stream once per call, the price of raising the error at the call rather than later. Under
+// CUDA-graph capture nothing may wait, so there the caller validates the ids before each replay
+// (infer/graphed_decoder.cpp does).
 #include "ops/cuda_embedding.h"
 
 #include "ssm/autograd/node.h"
@@ -10,6 +12,7 @@
 #include <cstdint>
 
 #include "core/cuda/check.h"
+#include "core/cuda/graph.h"
 #include "core/cuda/memory.h"
 #include "kernels/cuda/embedding.h"
 #endif
@@ -22,8 +25,8 @@ Tensor cuda_embedding(const Tensor& ids, const Tensor& weight) {
   namespace kc = kernels::cuda;
   using cuda::detail::CopyKind;
   const int64_t V = weight.size(0), D = weight.size(1), n = ids.numel();
-  const bool check_on_device = ids.device() == Device::CUDA;
-  const Tensor idd = check_on_device ? ids : ids.to(Device::CUDA);
+  const bool check_on_device = ids.device() == Device::CUDA && !cuda::detail::capturing();
+  const Tensor idd = ids.device() == Device::CUDA ? ids : ids.to(Device::CUDA);
   const Tensor wc = weight.detach().contiguous();
   Shape out_shape = ids.shape();
   out_shape.push_back(D);

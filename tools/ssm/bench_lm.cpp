@@ -6,13 +6,12 @@
 // bandwidth measured in the same run with the same thread count.
 #include <fmt/format.h>
 
-#include <filesystem>
 #include <memory>
 
+#include "bench_lm_model.h"
 #include "bench_suites.h"
 #include "ssm/core/rng.h"
 #include "ssm/core/threads.h"
-#include "ssm/io/hf_mamba.h"
 #include "ssm/nn/mamba_lm.h"
 
 namespace ssm::cli {
@@ -21,55 +20,12 @@ namespace {
 
 constexpr int kBandwidthReps = 5;
 
-struct LoadedModel {
-  std::unique_ptr<nn::MambaLM> model;
-  std::string name, source;
-};
-
-LoadedModel load_model(const LmBenchOptions& o) {
-  LoadedModel m;
-  if (!o.model_dir.empty()) {
-    m.model = io::load_hf_mamba(o.model_dir, DType::F32);
-    m.source = o.model_dir;
-    m.name = std::filesystem::path(o.model_dir).lexically_normal().filename().string();
-    if (m.name.empty())
-      m.name = std::filesystem::path(o.model_dir).parent_path().filename().string();
-    m.name += " F32";
-    return m;
-  }
-  SSM_CHECK(o.n_layer > 0 && o.d_model > 0 && o.vocab > 0 && o.d_state > 0 && o.expand > 0,
-            "bench lm: model sizes expected > 0");
-  nn::MambaLMConfig c;
-  c.mixer.d_model = o.d_model;
-  c.mixer.d_state = o.d_state;
-  c.mixer.expand = o.expand;
-  c.n_layer = o.n_layer;
-  c.vocab_size = o.vocab;
-  Generator gen(0);
-  m.model = std::make_unique<nn::MambaLM>(c, gen, DType::F32);
-  m.source = "random";
-  m.name = fmt::format("mamba {}L d{} F32 (random)", o.n_layer, o.d_model);
-  return m;
-}
-
-Tensor random_ids(int64_t n, int64_t vocab, Generator& gen) {
-  Tensor ids = Tensor::empty({1, n}, DType::I64);
-  for (int64_t i = 0; i < n; ++i) ids.data<int64_t>()[i] = static_cast<int64_t>(gen.below(vocab));
-  return ids;
-}
-
-// Tokens/s of each timed run, from its milliseconds.
-Stats tokens_per_s(const Stats& ms, int64_t tokens) {
-  Stats t;
-  for (double m : ms.samples) t.samples.push_back(static_cast<double>(tokens) / (m / 1e3));
-  return t;
-}
-
 }  // namespace
 
 nlohmann::json run_lm_bench(const LmBenchOptions& o) {
   SSM_CHECK(o.prompt > 0, "bench lm: -p expected > 0, got {}", o.prompt);
   SSM_CHECK(o.generate > 0, "bench lm: -n expected > 0, got {}", o.generate);
+  if (o.device == "cuda") return run_lm_bench_cuda(o);
   SSM_CHECK(!o.threads.empty(), "bench lm: --threads expected at least one count");
   for (int t : o.threads) SSM_CHECK(t > 0, "bench lm: --threads expected > 0, got {}", t);
   std::fprintf(stderr, "bench lm: building the model (%s)\n",
@@ -80,8 +36,8 @@ nlohmann::json run_lm_bench(const LmBenchOptions& o) {
   const int64_t weight_bytes = params * static_cast<int64_t>(dtype_size(model.dtype()));
   const int64_t vocab = model.config.vocab_size;
   Generator gen(1);
-  const Tensor prompt = random_ids(o.prompt, vocab, gen);
-  const Tensor tokens = random_ids(o.generate, vocab, gen);
+  const Tensor prompt = random_ids(1, o.prompt, vocab, gen);
+  const Tensor tokens = random_ids(1, o.generate, vocab, gen);
   const std::string pp = fmt::format("pp{}", o.prompt), tg = fmt::format("tg{}", o.generate);
 
   nlohmann::json results = nlohmann::json::array(), bandwidths = nlohmann::json::array();
@@ -117,29 +73,18 @@ nlohmann::json run_lm_bench(const LmBenchOptions& o) {
                        {"bandwidth_fraction", decode_gbs / bw.triad_gbs},
                        {"read_fraction", decode_gbs / bw.read_gbs}});
   }
-  const auto& c = model.config;
   return {{"suite", "lm"},
           {"cpu", cpu_model()},
           {"runs", o.common.runs},
           {"warmup", o.common.warmup},
           {"batch", 1},
-          {"model",
-           {{"name", lm.name},
-            {"source", lm.source},
-            {"params", params},
-            {"weight_bytes", weight_bytes},
-            {"dtype", "float32"},
-            {"n_layer", c.n_layer},
-            {"d_model", c.mixer.d_model},
-            {"d_state", c.mixer.d_state},
-            {"expand", c.mixer.expand},
-            {"vocab_size", c.vocab_size},
-            {"tied_embeddings", c.tie_embeddings}}},
+          {"model", model_json(lm)},
           {"bandwidth", bandwidths},
           {"results", results}};
 }
 
 void print_lm_bench(const nlohmann::json& r) {
+  if (r.contains("device")) return print_lm_bench_cuda(r);
   const auto& m = r["model"];
   fmt::print("cpu: {} | runs: {} | batch 1 | float32\n\n", r["cpu"].get<std::string>(),
              r["runs"].get<int>());

@@ -43,10 +43,13 @@ struct LmBenchOptions {
   int64_t prompt = 512, generate = 128;
   std::vector<int> threads = {1, 2};
   int64_t n_layer = 24, d_model = 768, vocab = 50280, d_state = 16, expand = 2;
-  int64_t bandwidth_mib = 256;  // size of each of the bandwidth test's arrays
+  int64_t bandwidth_mib = 256;                   // size of each of the bandwidth test's arrays
+  std::string device = "cpu";                    // "cuda": the GPU suite (bench_lm_cuda.cpp)
+  int64_t train_batch = 8, train_length = 2048;  // GPU training test; 0 skips it
 };
 nlohmann::json run_lm_bench(const LmBenchOptions& o);
 void print_lm_bench(const nlohmann::json& result);
+void print_lm_bench_cuda(const nlohmann::json& result);
 
 // Sustained memory bandwidth with the current thread count, best of `reps` passes over arrays
 // of `array_bytes` each, counting bytes read + written (STREAM's convention: no write-allocate

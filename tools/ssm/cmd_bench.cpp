@@ -101,6 +101,13 @@ void register_lm(CLI::App* bench, GlobalOptions& g) {
   cmd->add_option("--vocab", o->vocab, "Vocabulary of the random model")->capture_default_str();
   cmd->add_option("--d-state", o->d_state, "d_state of the random model")->capture_default_str();
   cmd->add_option("--expand", o->expand, "expand of the random model")->capture_default_str();
+  cmd->add_option("--device", o->device, "cpu (default) or cuda: the GPU suite")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
+  cmd->add_option("--train-batch", o->train_batch,
+                  "GPU training test: sequences per step (0: skip)")
+      ->capture_default_str();
+  cmd->add_option("--train-length", o->train_length, "GPU training test: tokens per sequence")
+      ->capture_default_str();
   cmd->add_option("--bandwidth-mib", o->bandwidth_mib,
                   "Size of each array of the memory bandwidth test")
       ->check(kPositiveInteger)

@@ -31,6 +31,9 @@ struct GenerateOptions {
   // −1. The prompt follows; it may be empty when start_token is given.
   const nn::MambaLMCache* start_state = nullptr;
   int64_t start_token = -1;
+  // A model on the GPU decodes through one CUDA graph replayed per token (GraphedDecoder);
+  // false steps op by op (the same numbers, slower at small batch).
+  bool cuda_graph = true;
 };
 
 struct GenerateResult {

@@ -1,5 +1,6 @@
 // The CUDA runtime: device queries, the library's stream, the caching allocator and copies.
 // Without the backend every entry point reports that this build has no CUDA.
+#include "core/cuda/graph.h"
 #include "core/cuda/memory.h"
 #include "ssm/core/cuda.h"
 #include "ssm/core/error.h"
@@ -9,6 +10,7 @@
 
 #include <mutex>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "core/cuda/check.h"
@@ -20,6 +22,8 @@ namespace ssm::cuda {
 #ifdef SSM_WITH_CUDA
 
 namespace {
+
+using detail::HeldBlock;
 
 // Rounded sizes make freed blocks reusable by requests of nearby sizes: 512 B steps up to 1 MiB,
 // 2 MiB steps above (the driver's large-page granularity).
@@ -57,9 +61,32 @@ class CachingAllocator {
   void deallocate(void* ptr, size_t nbytes) noexcept {
     const size_t size = rounded_size(nbytes);
     std::lock_guard<std::mutex> lock(mutex_);
+    allocated_ -= size;
+    if (holding_) {  // a graph being captured may write this block again at every replay
+      held_.push_back({ptr, size});
+      return;
+    }
     free_[size].push_back(ptr);
     cached_ += size;
-    allocated_ -= size;
+  }
+
+  // While holding, freed blocks are set aside instead of being reused; end_hold hands them over.
+  void begin_hold() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    SSM_CHECK(!holding_, "cuda graph: a capture is already in progress");
+    holding_ = true;
+  }
+  std::vector<HeldBlock> end_hold() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    holding_ = false;
+    return std::exchange(held_, {});
+  }
+  void release(const std::vector<HeldBlock>& blocks) noexcept {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (const HeldBlock& b : blocks) {
+      free_[b.size].push_back(b.ptr);
+      cached_ += b.size;
+    }
   }
 
   void empty_cache() {
@@ -107,6 +134,8 @@ class CachingAllocator {
   std::unordered_map<size_t, std::vector<void*>> free_;
   size_t cached_ = 0, allocated_ = 0;
   bool poison_ = false;
+  bool holding_ = false;
+  std::vector<HeldBlock> held_;
 };
 
 // Never destroyed: the CUDA runtime may already be torn down when static destructors run.
@@ -144,6 +173,22 @@ void copy(void* dst, const void* src, size_t nbytes, CopyKind kind) {
   // Host memory may be pageable and is read or written by the caller right after: wait.
   if (kind != CopyKind::DeviceToDevice)
     SSM_CUDA_CHECK(cudaStreamSynchronize(stream()), "Tensor copy");
+}
+
+void begin_hold() {
+  allocator().begin_hold();
+}
+std::vector<HeldBlock> end_hold() {
+  return allocator().end_hold();
+}
+void release(const std::vector<HeldBlock>& blocks) noexcept {
+  allocator().release(blocks);
+}
+
+bool capturing() {
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  SSM_CUDA_CHECK(cudaStreamIsCapturing(stream(), &status), "cuda graph");
+  return status == cudaStreamCaptureStatusActive;
 }
 
 void zero(void* dst, size_t nbytes) {
