@@ -12,6 +12,10 @@
 Usage: /usr/bin/python3 bench/torch_scan.py --op selective_scan|ssd [--threads N] [--runs R]
            [--warmup W] [--batch B] [--length L] [--d-inner D] [--scan-state N]
            [--heads H] [--head-dim P] [--ssd-state N] [--groups G] [--chunk Q] [--check]
+           [--device cpu|cuda]
+--device cuda runs on the GPU (each timed run ends with torch.cuda.synchronize()); there the
+selective scan is the chunked eager algorithm of bench/torch_scan_gpu.py (the same algorithm as
+ssm's CUDA kernel; the step-by-step loop above is launch-bound on a GPU).
 Prints one JSON object on stdout ({"torch_version", "op", "threads", "times_ms", "mean_ms",
 "std_ms", "runs"}); progress on stderr. --check compares both ops against a plain sequential
 float64 recurrence at the given sizes and prints the relative errors instead. Exits 3 with
@@ -19,6 +23,7 @@ float64 recurrence at the given sizes and prints the relative errors instead. Ex
 """
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -146,15 +151,21 @@ def main():
     parser.add_argument("--groups", type=int, default=1)
     parser.add_argument("--chunk", type=int, default=128)
     parser.add_argument("--check", action="store_true")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     a = parser.parse_args()
     torch.set_num_threads(a.threads)
     if a.op == "ssd" and a.length % a.chunk:
         parser.error(f"--length {a.length} must be a multiple of --chunk {a.chunk}")
     g = torch.Generator().manual_seed(0)
-    inputs = {k: v.requires_grad_() for k, v in make_inputs(a.op, a, g).items()}
+    inputs = {k: v.to(a.device).requires_grad_() for k, v in make_inputs(a.op, a, g).items()}
+    scan = selective_scan_ref
+    if a.device == "cuda":
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from torch_scan_gpu import selective_scan_chunked as scan
+    sync = torch.cuda.synchronize if a.device == "cuda" else (lambda: None)
     if a.op == "selective_scan":
         def fn():
-            return selective_scan_ref(*(inputs[k] for k in
+            return scan(*(inputs[k] for k in
                                         ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")))
     else:
         def fn():
@@ -165,12 +176,13 @@ def main():
         out = fn().detach().double()
         print(json.dumps({"op": a.op, "rel_error": float((out - ref).norm() / ref.norm())}))
         return
-    grad_out = torch.randn(fn().shape, generator=g)
+    grad_out = torch.randn(fn().shape, generator=g).to(a.device)
 
     def step():
         for t in inputs.values():
             t.grad = None  # cleared each iteration, as an optimiser loop does
         fn().backward(grad_out)
+        sync()
 
     for _ in range(a.warmup):
         step()
@@ -182,6 +194,7 @@ def main():
         print(f"torch {a.op} run {i + 1}/{a.runs}: {times[-1]:.1f} ms", file=sys.stderr)
     print(json.dumps({
         "torch_version": torch.__version__, "op": a.op, "threads": a.threads, "chunk": a.chunk,
+        "device": torch.cuda.get_device_name() if a.device == "cuda" else "cpu",
         "times_ms": times, "mean_ms": statistics.mean(times),
         "std_ms": statistics.stdev(times) if len(times) > 1 else 0.0, "runs": len(times)}))
 

@@ -5,6 +5,7 @@
 
 #include "bench_suites.h"
 #include "ssm/autograd/node.h"
+#include "ssm/core/cuda.h"
 #include "ssm/core/rng.h"
 #include "ssm/core/threads.h"
 #include "ssm/ops/elementwise.h"
@@ -15,17 +16,24 @@ namespace ssm::cli {
 
 namespace {
 
-Tensor leaf(Tensor t) {
-  return t.detach().contiguous().requires_grad_();
+Device device_of(const ScanBenchOptions& o) {
+  return o.device == "cuda" ? Device::CUDA : Device::CPU;
 }
 
-// Forward + backward from a fixed upstream gradient, every input's gradient cleared first.
+// An input drawn on the CPU (the same numbers for either device), moved, requiring grad.
+Tensor leaf(const Tensor& t, Device device) {
+  return t.detach().to(device).contiguous().requires_grad_();
+}
+
+// Forward + backward from a fixed upstream gradient, every input's gradient cleared first; on
+// the GPU each run ends with a device synchronisation.
 template <typename Forward>
 Stats time_op(const std::string& label, const BenchCommonOptions& c, std::vector<Tensor> inputs,
               const Tensor& grad_out, Forward forward) {
   return time_ms(label, c.warmup, c.runs, [&] {
     for (Tensor& t : inputs) t.zero_grad();
     forward().backward(grad_out);
+    if (grad_out.device() == Device::CUDA) cuda::synchronize();
   });
 }
 
@@ -35,15 +43,16 @@ Stats time_selective_scan(const ScanBenchOptions& o) {
   Tensor A = Tensor::empty({d, n});  // S4D-Real: A = −(1..N) in every channel
   float* pa = A.data<float>();
   for (int64_t i = 0; i < d * n; ++i) pa[i] = -static_cast<float>(i % n + 1);
-  Tensor u = leaf(randn({b, d, l}, DType::F32, &gen));
-  Tensor delta = leaf(randn({b, d, l}, DType::F32, &gen) * 0.5 - 1.0);
-  Tensor B = leaf(randn({b, 1, n, l}, DType::F32, &gen));
-  Tensor C = leaf(randn({b, 1, n, l}, DType::F32, &gen));
-  Tensor D = leaf(randn({d}, DType::F32, &gen));
-  Tensor z = leaf(randn({b, d, l}, DType::F32, &gen));
-  Tensor bias = leaf(randn({d}, DType::F32, &gen) * 0.1);
-  A = leaf(A);
-  const Tensor grad_out = randn({b, d, l}, DType::F32, &gen);
+  const Device dev = device_of(o);
+  Tensor u = leaf(randn({b, d, l}, DType::F32, &gen), dev);
+  Tensor delta = leaf(randn({b, d, l}, DType::F32, &gen) * 0.5 - 1.0, dev);
+  Tensor B = leaf(randn({b, 1, n, l}, DType::F32, &gen), dev);
+  Tensor C = leaf(randn({b, 1, n, l}, DType::F32, &gen), dev);
+  Tensor D = leaf(randn({d}, DType::F32, &gen), dev);
+  Tensor z = leaf(randn({b, d, l}, DType::F32, &gen), dev);
+  Tensor bias = leaf(randn({d}, DType::F32, &gen) * 0.1, dev);
+  A = leaf(A, dev);
+  const Tensor grad_out = randn({b, d, l}, DType::F32, &gen).to(dev);
   SelectiveScanOptions so;
   so.D = D;
   so.z = z;
@@ -56,17 +65,18 @@ Stats time_selective_scan(const ScanBenchOptions& o) {
 Stats time_ssd(const ScanBenchOptions& o) {
   Generator gen(1);
   const int64_t b = o.batch, l = o.length, h = o.heads, p = o.head_dim, n = o.ssd_state;
-  Tensor x = leaf(randn({b, l, h, p}, DType::F32, &gen));
+  const Device dev = device_of(o);
+  Tensor x = leaf(randn({b, l, h, p}, DType::F32, &gen), dev);
   Tensor dt;
   {
     NoGradGuard no_grad;
-    dt = leaf(softplus(randn({b, l, h}, DType::F32, &gen) - 2.0));
+    dt = leaf(softplus(randn({b, l, h}, DType::F32, &gen) - 2.0), dev);
   }
-  Tensor A = leaf(rand_uniform({h}, -16.0, -1.0, DType::F32, &gen));
-  Tensor B = leaf(randn({b, l, 1, n}, DType::F32, &gen));
-  Tensor C = leaf(randn({b, l, 1, n}, DType::F32, &gen));
-  Tensor D = leaf(randn({h}, DType::F32, &gen));
-  const Tensor grad_out = randn({b, l, h, p}, DType::F32, &gen);
+  Tensor A = leaf(rand_uniform({h}, -16.0, -1.0, DType::F32, &gen), dev);
+  Tensor B = leaf(randn({b, l, 1, n}, DType::F32, &gen), dev);
+  Tensor C = leaf(randn({b, l, 1, n}, DType::F32, &gen), dev);
+  Tensor D = leaf(randn({h}, DType::F32, &gen), dev);
+  const Tensor grad_out = randn({b, l, h, p}, DType::F32, &gen).to(dev);
   SsdOptions so;
   so.D = D;
   if (o.chunk > 0) so.chunk_size = o.chunk;
@@ -90,6 +100,13 @@ nlohmann::json run_scan_bench(const ScanBenchOptions& o) {
   for (const auto& op : o.ops)
     SSM_CHECK(op == "selective_scan" || op == "ssd",
               "bench scan: unknown op '{}' (expected selective_scan or ssd)", op);
+  SSM_CHECK(o.device == "cpu" || o.device == "cuda",
+            "bench scan: --device expected cpu or cuda, got '{}'", o.device);
+  const bool gpu = o.device == "cuda";
+  if (gpu)
+    SSM_CHECK(cuda::available(), "bench scan: --device cuda, but {}",
+              cuda::built() ? "this machine has no usable CUDA device"
+                            : "this build has no CUDA backend (configure with -DSSM_CUDA=ON)");
   if (o.threads > 0) set_num_threads(o.threads);
   const int threads = get_num_threads();
   const int torch_runs = o.torch_runs > 0 ? o.torch_runs : o.common.runs;
@@ -101,14 +118,16 @@ nlohmann::json run_scan_bench(const ScanBenchOptions& o) {
     const nlohmann::json t = torch.run(
         "torch_scan.py",
         fmt::format("--op {} --runs {} --warmup {} --batch {} --length {} --d-inner {} "
-                    "--scan-state {} --heads {} --head-dim {} --ssd-state {} --chunk {}",
+                    "--scan-state {} --heads {} --head-dim {} --ssd-state {} --chunk {} "
+                    "--device {}",
                     op, torch_runs, std::min(o.common.warmup, 1), o.batch, o.length, o.d_inner,
-                    o.scan_state, o.heads, o.head_dim, o.ssd_state, o.torch_chunk),
+                    o.scan_state, o.heads, o.head_dim, o.ssd_state, o.torch_chunk, o.device),
         threads);
     rows.push_back(comparison_row(op + " fwd+bwd", ssm, t));
   }
   return {{"suite", "scan"},
-          {"cpu", cpu_model()},
+          {"cpu", gpu ? cuda::device_description() : cpu_model()},
+          {"device", o.device},
           {"threads", threads},
           {"runs", o.common.runs},
           {"torch_runs", torch_runs},
@@ -134,9 +153,10 @@ void print_scan_bench(const nlohmann::json& r) {
   const auto& s = r["sizes"];
   const auto& sc = s["selective_scan"];
   const auto& sd = s["ssd"];
-  fmt::print("cpu: {} | threads: {} | runs: {} (torch: {}) | float32 | {}\n",
-             r["cpu"].get<std::string>(), r["threads"].get<int>(), r["runs"].get<int>(),
-             r["torch_runs"].get<int>(), torch_label(r["torch"]));
+  fmt::print("{}: {} | threads: {} | runs: {} (torch: {}) | float32 | {}\n",
+             r.value("device", "cpu") == "cuda" ? "device" : "cpu", r["cpu"].get<std::string>(),
+             r["threads"].get<int>(), r["runs"].get<int>(), r["torch_runs"].get<int>(),
+             torch_label(r["torch"]));
   fmt::print(
       "selective_scan B={} D={} L={} N={}; ssd B={} H={} P={} N={} L={} chunk {} (torch {})\n\n",
       sc["B"].get<int64_t>(), sc["D"].get<int64_t>(), sc["L"].get<int64_t>(),

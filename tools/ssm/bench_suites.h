@@ -31,6 +31,7 @@ struct ScanBenchOptions {
   int64_t chunk = 0;                                   // ssm SSD chunk length; 0: the op's default
   int64_t torch_chunk = 128;  // PyTorch SSD chunk length (its fastest of 64, 128, 256 here)
   std::vector<std::string> ops = {"selective_scan", "ssd"};
+  std::string device = "cpu";  // "cuda": both sides on the GPU
 };
 nlohmann::json run_scan_bench(const ScanBenchOptions& o);
 void print_scan_bench(const nlohmann::json& result);

@@ -61,6 +61,8 @@ void register_scan(CLI::App* bench, GlobalOptions& g) {
   add_common(cmd, o->common);
   cmd->add_option("--threads", o->threads, "CPU threads for both sides (default: ssm --threads)")
       ->check(kPositiveInteger);
+  cmd->add_option("--device", o->device, "cpu (default) or cuda: both sides on the GPU")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
   cmd->add_option("--torch-runs", o->torch_runs,
                   "Timed runs of the (slow) PyTorch side (default: --runs)")
       ->check(kPositiveInteger);
